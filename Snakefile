@@ -1,0 +1,18 @@
+# Knowledge in Superposition (Hu et al., AAAI 2025) — reproduced and extended.
+# `snakemake --cores N` runs the config's default target; each figure family has its own target rule.
+from snakemake.utils import min_version, validate
+
+min_version("8.29")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/models.smk"
+include: "rules/covariance.smk"
+
+include: "rules/targets.smk"

@@ -1,0 +1,33 @@
+# Shared helpers for every rules/*.smk file. Conventions --
+# - outputs under RESULTS, logs under LOGS/<rule>/..., benchmarks under BENCH/<rule>/...
+# - `params:` carries every setting that changes a result (so reruns trigger); resources carry the rest
+# - scripts live in workflow/scripts/ and call one function of the `kis` package (src/kis)
+import json
+
+RESULTS = config.get("results", "results")
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+MODELS = list(config["models"])
+ALL_TARGETS = []  # each rules/*.smk appends its final outputs; `rule all` builds them
+
+
+def model_spec(wc):
+    return config["models"][wc.model]
+
+
+def manifest(wc):
+    return f"{RESULTS}/models/{wc.model}/manifest.json"
+
+
+def model_size_gb(model):
+    """Approximate weight size from the config (size_gb), for cluster resources; 1 GB when unknown."""
+    return float(config["models"][model].get("size_gb", 1.0))
+
+
+def model_mem_mb(model, factor=2):
+    return int(max(4000, 1024 * factor * model_size_gb(model) + 2000))
+
+
+def model_runtime(model):
+    """Minutes: generous for a cluster, scaled by model size."""
+    return int(60 + 30 * model_size_gb(model))

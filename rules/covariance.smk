@@ -1,0 +1,59 @@
+# C_l = E[k kᵀ] for every layer of a model in one pass over the corpus (the paper's most expensive stage).
+
+
+rule corpus:
+    output:
+        texts=f"{RESULTS}/corpus/texts.parquet",
+    params:
+        corpus=config["corpus"],
+    log:
+        f"{LOGS}/corpus/corpus.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/corpus.py"
+
+
+rule covariance:
+    input:
+        manifest=manifest,
+        texts=rules.corpus.output.texts,
+    output:
+        cov=protected(f"{RESULTS}/covariance/{{model}}.safetensors"),
+    params:
+        max_length=config["corpus"].get("max_length"),
+        store_dtype=config["covariance"].get("store_dtype", "float64"),
+        checkpoint_every=config["covariance"].get("checkpoint_every", 10),
+        checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint.pt",
+    log:
+        f"{LOGS}/covariance/{{model}}.log",
+    benchmark:
+        f"{BENCH}/covariance/{{model}}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        # the budget only changes batching, never C: halved on each retry after an out-of-memory error
+        token_budget=lambda wc, attempt: max(16, config["covariance"].get("token_budget", 4096) // 2 ** (attempt - 1)),
+        gpu=1,
+        mem_mb=lambda wc: model_mem_mb(wc.model, factor=3),
+        runtime=lambda wc: model_runtime(wc.model),
+    script:
+        "../workflow/scripts/covariance.py"
+
+
+rule covariance_diagnostics:
+    input:
+        cov=rules.covariance.output.cov,
+    output:
+        table=f"{RESULTS}/covariance/{{model}}.diagnostics.parquet",
+    params:
+        condition_warn=config["covariance"].get("condition_warn", 1e8),
+    log:
+        f"{LOGS}/covariance_diagnostics/{{model}}.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/covariance_diagnostics.py"
+
+
+ALL_TARGETS += expand(rules.covariance_diagnostics.output.table, model=MODELS)

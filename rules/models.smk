@@ -1,0 +1,19 @@
+# A model becomes loadable offline: GGUF → safetensors directory; hub id / local dir → recorded in a manifest.
+
+
+rule prepare_model:
+    output:
+        manifest=f"{RESULTS}/models/{{model}}/manifest.json",
+    params:
+        spec=model_spec,
+    log:
+        f"{LOGS}/prepare_model/{{model}}.log",
+    benchmark:
+        f"{BENCH}/prepare_model/{{model}}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wc: model_mem_mb(wc.model),
+        runtime=60,
+    script:
+        "../workflow/scripts/prepare_model.py"

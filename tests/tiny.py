@@ -1,0 +1,83 @@
+"""Tiny random models of each registered family, built from transformers configs (no download).
+
+`python tests/tiny.py OUT_DIR [family]` saves one as a local directory (model + tokenizer) for workflow tests.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import torch
+
+FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama")
+
+
+@functools.lru_cache(maxsize=None)
+def tokenizer(kind: str = "bpe"):
+    """A small tokenizer trained on CPython's pydoc topics: byte-level BPE (GPT-2 style) or a
+    SentencePiece-style Metaspace BPE with a BOS token (Llama style)."""
+    from pydoc_data.topics import topics
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    text = list(topics.values())
+    if kind == "bpe":
+        tk = Tokenizer(models.BPE())
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tk.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tk.train_from_iterator(text, trainer)
+        return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                       pad_token="<|endoftext|>")
+    tk = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=False))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    tk.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"])
+    tk.train_from_iterator(text, trainer)
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                      special_tokens=[("<s>", tk.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                   pad_token="</s>", add_bos_token=True)
+
+
+def config(family: str, vocab: int, n_layer: int = 3, d: int = 32, f: int = 64):
+    from transformers import GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
+
+    if family == "gpt2":
+        return GPT2Config(vocab_size=vocab, n_positions=128, n_embd=d, n_layer=n_layer, n_head=4, n_inner=f)
+    if family == "gptj":
+        return GPTJConfig(vocab_size=vocab, n_positions=128, n_embd=d, n_layer=n_layer, n_head=4, n_inner=f,
+                          rotary_dim=4)
+    if family == "gpt_neox":
+        return GPTNeoXConfig(vocab_size=vocab, max_position_embeddings=128, hidden_size=d, num_hidden_layers=n_layer,
+                             num_attention_heads=4, intermediate_size=f)
+    if family == "llama":
+        return LlamaConfig(vocab_size=vocab, max_position_embeddings=128, hidden_size=d, num_hidden_layers=n_layer,
+                           num_attention_heads=4, num_key_value_heads=2, intermediate_size=f)
+    raise ValueError(family)
+
+
+def model(family: str = "gpt2", seed: int = 0, **kw):
+    """(model, tokenizer): random weights, eval mode, fp32. Llama gets the SentencePiece-style tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    tok = tokenizer("spm" if family == "llama" else "bpe")
+    torch.manual_seed(seed)
+    cfg = config(family, len(tok), **kw)
+    cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
+    m = AutoModelForCausalLM.from_config(cfg).eval().requires_grad_(False)
+    return m, tok
+
+
+def save(out_dir: str | Path, family: str = "gpt2", seed: int = 0) -> Path:
+    out_dir = Path(out_dir)
+    m, tok = model(family, seed)
+    m.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+if __name__ == "__main__":
+    print(save(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "gpt2"))
