@@ -5,7 +5,10 @@ from snakemake.utils import min_version, validate
 min_version("8.29")
 
 
-configfile: "config/config.yaml"
+# Each config file is complete: `--configfile config/paper.yaml` replaces the offline default, not merges into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
@@ -16,3 +19,9 @@ include: "rules/models.smk"
 include: "rules/covariance.smk"
 
 include: "rules/targets.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,

@@ -1,7 +1,1 @@
-# Named targets. `all` (the default) builds every output the included rule files registered.
-
-
-rule all:
-    default_target: True
-    input:
-        ALL_TARGETS,
+# Included last: every rules/*.smk before it has registered its final outputs in ALL_TARGETS.
