@@ -33,7 +33,7 @@ REGISTRY: tuple[Architecture, ...] = (
     Architecture("gpt2", ("gpt2",), "transformer.h", "mlp.c_proj", "transformer.ln_f", "lm_head", conv1d=True),
     Architecture("gptj", ("gptj",), "transformer.h", "mlp.fc_out", "transformer.ln_f", "lm_head"),
     Architecture("pythia", ("gpt_neox",), "gpt_neox.layers", "mlp.dense_4h_to_h", "gpt_neox.final_layer_norm",
-                 "embed_out"),
+                 "lm_head|embed_out"),  # transformers 5 | 4
     Architecture("llama", ("llama", "mistral", "qwen2", "qwen3", "olmo", "olmo2"), "model.layers", "mlp.down_proj",
                  "model.norm", "lm_head"),
 )
@@ -61,6 +61,14 @@ def architecture(model) -> Architecture:
 
 
 def _get(root, dotted: str):
+    """Module at a dotted path; 'a|b' tries alternatives (names that changed across transformers versions)."""
+    if "|" in dotted:
+        for alt in dotted.split("|"):
+            try:
+                return _get(root, alt)
+            except AttributeError:
+                continue
+        raise AttributeError(f"none of {dotted!r} found in {type(root).__name__}")
     for part in dotted.split("."):
         root = getattr(root, part)
     return root

@@ -1,0 +1,52 @@
+"""The config schema rejects bad configs with a message naming the field; every shipped config validates."""
+import copy
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+
+
+def validate(cfg):
+    jsonschema.Draft202012Validator(SCHEMA).validate(cfg)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml"))
+def test_shipped_configs_validate(name):
+    validate(yaml.safe_load((REPO / "config" / name).read_text()))
+
+
+def base():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda c: c["models"]["smollm2-135m"].update(hub_id="gpt2"), "oneOf"),   # two sources
+    (lambda c: c["models"]["smollm2-135m"].update(dtype="int8"), "int8"),
+    (lambda c: c["corpus"].update(source="web"), "web"),
+    (lambda c: c["corpus"].update(source="local"), "path"),                   # local needs a path
+    (lambda c: c["covariance"].update(token_budget=0), "token_budget"),
+    (lambda c: c["covariance"].update(tokens=5), "tokens"),                    # typo'd key
+    (lambda c: c.pop("models"), "models"),
+])
+def test_bad_config_is_rejected_naming_the_problem(mutate, field):
+    cfg = copy.deepcopy(base())
+    mutate(cfg)
+    with pytest.raises(jsonschema.ValidationError) as err:
+        validate(cfg)
+    assert field in str(err.value)
+
+
+def test_snakemake_refuses_a_bad_config(tmp_path):
+    import wf
+
+    cfg = yaml.safe_load(wf.tiny_config(tmp_path).read_text())
+    cfg["covariance"]["store_dtype"] = "int4"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = wf.snakemake(bad, "-n", check=False)
+    assert proc.returncode != 0
+    assert "store_dtype" in proc.stdout + proc.stderr and "int4" in proc.stdout + proc.stderr
