@@ -17,6 +17,7 @@ validate(config, "config/schema.yaml")
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/covariance.smk"
+include: "rules/knowledge.smk"
 
 include: "rules/targets.smk"
 

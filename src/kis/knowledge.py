@@ -1,0 +1,400 @@
+"""Known facts: CounterFact loading + validation, the per-model "known" filter, the analysis-set selection.
+
+A fact (s, r, o) is a prompt template with one `{}` (filled with the subject s) and a true target o.
+A model KNOWS it iff, teacher-forced on prompt.format(s) + " " + o, the argmax at every target position is
+the target token (exact match):  known = ∀t: argmax_v p(v | x, o_<t) = o_t.  We also record
+P(o | x) = Π_t p(o_t | x, o_<t) and the greedy continuation of as many tokens as o has.
+
+Tokenization (as ROME does): the prompt is encoded WITH the tokenizer's special tokens (a BOS where the
+tokenizer adds one), the target continuation " " + o WITHOUT special tokens, and the two id lists are
+concatenated. Where this differs from tokenizing the joined string, the fact is still scored on the
+concatenation; the count of such facts is logged.
+
+The analysis set is the first N facts (file order, as in the paper) or a seeded random sample of the facts
+that EVERY configured model knows.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import models
+
+log = logging.getLogger(__name__)
+
+CANONICAL_URL = "https://rome.baulab.info/data/dsets/counterfact.json"
+FACT_COLUMNS = ["case_id", "prompt", "subject", "target_true", "target_new", "relation_id", "paraphrase_prompts",
+                "neighborhood_prompts"]
+KNOWN_COLUMNS = ["case_id", "known", "p_target_true", "n_target_tokens", "greedy"]
+ITEM_COLUMNS = ["item", "case_id", "prompt", "subject", "target_true", "target_new", "relation_id", "text",
+                "paraphrase_prompts", "neighborhood_prompts"]
+
+
+class FactsError(ValueError):
+    """A bad fact file or record; the message names the file, the case id and the field."""
+
+
+class SelectionError(ValueError):
+    """Too few facts for the analysis set, or known tables that do not match the facts."""
+
+
+# ---------------------------------------------------------------- reading
+
+def read_records(path: str | Path) -> list:
+    """Raw records from a local JSON list, JSONL or Parquet file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FactsError(f"facts file {path} does not exist")
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return pd.read_parquet(path).to_dict("records")
+    with open(path, encoding="utf-8") as fh:
+        if name.endswith(".jsonl"):
+            out = []
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise FactsError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
+            return out
+        try:
+            data = json.load(fh)
+        except json.JSONDecodeError as e:
+            raise FactsError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
+                             "expected a JSON list of CounterFact records (or use a .jsonl file)") from None
+    if not isinstance(data, list):
+        raise FactsError(f"{path}: expected a JSON list of CounterFact records, got {type(data).__name__}")
+    return data
+
+
+def fetch_url(url: str, cache: str | Path) -> Path:
+    """Download `url` once to `cache` (atomically: a killed download leaves no file); reuse it afterwards."""
+    from .io import atomic_path
+
+    cache = Path(cache)
+    if cache.is_file():
+        log.info("facts: using the cached download %s of %s", cache, url)
+        return cache
+    log.info("facts: downloading %s to %s", url, cache)
+    with atomic_path(cache) as tmp, urllib.request.urlopen(url, timeout=120) as resp, open(tmp, "wb") as out:
+        while chunk := resp.read(1 << 20):
+            out.write(chunk)
+    return cache
+
+
+def hf_records(dataset: str, split: str = "train", name: str | None = None, revision: str | None = None,
+               data_files=None, cache_dir: str | None = None) -> list[dict]:
+    """Records of a Hugging Face dataset (e.g. azhx/counterfact, or "json" with data_files for a local file)."""
+    from datasets import load_dataset
+
+    ds = load_dataset(dataset, name, split=split, revision=revision, data_files=data_files, cache_dir=cache_dir)
+    return [dict(r) for r in ds]
+
+
+# ---------------------------------------------------------------- validation
+
+def _plain(x):
+    """numpy arrays (Parquet list columns) → lists, numpy scalars → Python scalars."""
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+class _Bad(Exception):
+    def __init__(self, field: str, why: str):
+        super().__init__(field, why)
+        self.field, self.why = field, why
+
+
+def _text(value, field: str) -> str:
+    if not isinstance(value, str):
+        raise _Bad(field, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise _Bad(field, "is empty")
+    return value
+
+
+def _target(rewrite: dict, key: str) -> str:
+    t = rewrite.get(key)
+    if not isinstance(t, dict) or "str" not in t:
+        raise _Bad(f"requested_rewrite.{key}.str", "is missing (expected {'str': ..., 'id': ...})")
+    return _text(t["str"], f"requested_rewrite.{key}.str")
+
+
+def _prompt_list(rec: dict, key: str) -> list[str]:
+    value = _plain(rec.get(key))
+    if not isinstance(value, list):
+        raise _Bad(key, f"must be a list of strings, got {type(value).__name__}")
+    for i, p in enumerate(value):
+        if not isinstance(p, str):
+            raise _Bad(f"{key}[{i}]", f"must be a string, got {type(p).__name__}")
+    return value
+
+
+def check_record(rec) -> dict:
+    """One CounterFact record → one flat row of facts.parquet; raises _Bad(field, why) on the first problem."""
+    if not isinstance(rec, dict):
+        raise _Bad("<record>", f"must be an object, got {type(rec).__name__}")
+    cid = _plain(rec.get("case_id"))
+    if isinstance(cid, bool) or not isinstance(cid, int):
+        raise _Bad("case_id", f"must be an integer, got {cid!r}")
+    rw = rec.get("requested_rewrite")
+    if not isinstance(rw, dict):
+        raise _Bad("requested_rewrite", f"must be an object, got {type(rw).__name__}")
+    prompt = _text(rw.get("prompt"), "requested_rewrite.prompt")
+    if prompt.count("{}") != 1:
+        raise _Bad("requested_rewrite.prompt", f"must contain exactly one '{{}}', has {prompt.count('{}')}: "
+                                               f"{prompt!r}")
+    try:
+        prompt.format("x")
+    except (IndexError, KeyError, ValueError) as e:
+        raise _Bad("requested_rewrite.prompt", f"is not a format template with one '{{}}' ({e}): {prompt!r}") from None
+    return {"case_id": cid, "prompt": prompt,
+            "subject": _text(rw.get("subject"), "requested_rewrite.subject"),
+            "target_true": _target(rw, "target_true"), "target_new": _target(rw, "target_new"),
+            "relation_id": _text(rw.get("relation_id"), "requested_rewrite.relation_id"),
+            "paraphrase_prompts": _prompt_list(rec, "paraphrase_prompts"),
+            "neighborhood_prompts": _prompt_list(rec, "neighborhood_prompts")}
+
+
+def validate(records: list, where: str, on_bad_record: str = "error") -> tuple[pd.DataFrame, int]:
+    """Check every record → (facts frame in file order, number skipped). on_bad_record: error | skip."""
+    if on_bad_record not in ("error", "skip"):
+        raise ValueError(f"on_bad_record must be 'error' or 'skip', got {on_bad_record!r}")
+    rows, seen, skipped = [], {}, 0
+    for i, rec in enumerate(records):
+        cid = _plain(rec.get("case_id")) if isinstance(rec, dict) else None
+        try:
+            row = check_record(rec)
+            if row["case_id"] in seen:
+                raise _Bad("case_id", f"duplicate: {row['case_id']} is also record {seen[row['case_id']]}")
+        except _Bad as bad:
+            msg = f"{where}: record {i} (case_id {cid!r}): field {bad.field!r} {bad.why}"
+            if on_bad_record == "error":
+                raise FactsError(msg + " (set facts.on_bad_record: skip to drop bad records)") from None
+            log.warning("skipping bad record: %s", msg)
+            skipped += 1
+            continue
+        seen[row["case_id"]] = i
+        rows.append(row)
+    if not rows:
+        raise FactsError(f"{where}: no valid fact among {len(records)} records")
+    frame = pd.DataFrame(rows, columns=FACT_COLUMNS)
+    frame["case_id"] = frame.case_id.astype("int64")
+    return frame, skipped
+
+
+def load_facts(source: str | dict, on_bad_record: str | None = None, cache_dir: str | Path = "resources/cache"
+               ) -> tuple[pd.DataFrame, dict]:
+    """Validated CounterFact facts → (frame with FACT_COLUMNS, metadata {source, n_records, n_skipped}).
+
+    `source` is the `facts:` config section ({source: local|url|hf, path, url, cache, hf: {...}, on_bad_record})
+    or a string: a local path, an http(s):// or file:// URL, or "hf:<dataset id>".
+    """
+    cfg = dict(source) if isinstance(source, dict) else _parse_source(source)
+    if on_bad_record is None:
+        on_bad_record = cfg.get("on_bad_record", "error")
+    kind = cfg.get("source", "local")
+    if kind == "local":
+        where = str(cfg.get("path", "resources/facts.json"))
+        records = read_records(where)
+    elif kind == "url":
+        url = cfg.get("url", CANONICAL_URL)
+        cache = cfg.get("cache") or Path(cache_dir) / Path(url.rstrip("/")).name
+        path = fetch_url(url, cache)
+        where = f"{url} (cached as {path})"
+        records = read_records(path)
+    elif kind == "hf":
+        hf = cfg.get("hf") or {}
+        if not hf.get("dataset"):
+            raise FactsError("facts.source is hf but facts.hf.dataset is not set (e.g. azhx/counterfact)")
+        where = f"hf:{hf['dataset']}/{hf.get('name')}/{hf.get('split', 'train')}"
+        records = hf_records(hf["dataset"], hf.get("split", "train"), hf.get("name"), hf.get("revision"),
+                             hf.get("data_files"), hf.get("cache_dir"))
+    else:
+        raise FactsError(f"unknown facts.source {kind!r}; use local, url or hf")
+    frame, skipped = validate(records, where, on_bad_record)
+    if skipped:
+        log.warning("facts from %s: %d of %d records skipped as bad (see the warnings above)", where, skipped,
+                    len(records))
+    return frame, {"source": where, "n_records": len(records), "n_skipped": skipped}
+
+
+def _parse_source(s: str) -> dict:
+    if s.startswith("hf:"):
+        return {"source": "hf", "hf": {"dataset": s[3:]}}
+    if s.startswith(("http://", "https://", "file://")):
+        return {"source": "url", "url": s}
+    return {"source": "local", "path": s}
+
+
+# ---------------------------------------------------------------- the known filter
+
+def encode(tokenizer, text: str, target: str) -> tuple[list[int], list[int]]:
+    """(prompt ids with special tokens, ids of " " + target without special tokens)."""
+    p = tokenizer(text, add_special_tokens=True)["input_ids"]
+    t = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
+    if not p or not t:
+        raise ValueError(f"empty tokenization: prompt {text!r} → {p}, target {target!r} → {t}")
+    return list(p), list(t)
+
+
+def _pad_right(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    return ids.to(device), mask.to(device)
+
+
+@torch.no_grad()
+def _logits(model, rows, pad_id, device) -> torch.Tensor:
+    ids, mask = _pad_right(rows, pad_id, device)
+    return model(input_ids=ids, attention_mask=mask).logits.float()
+
+
+@torch.no_grad()
+def score_batch(model, pad_id: int, prompts: list[list[int]], targets: list[list[int]], device="cpu"
+                ) -> list[dict]:
+    """Teacher-forced exact match, log P(target) and greedy continuation ids for a batch of facts."""
+    logits = _logits(model, [p + t for p, t in zip(prompts, targets)], pad_id, device)
+    logp = torch.log_softmax(logits, dim=-1)
+    out, greedy = [], []
+    for b, (p, t) in enumerate(zip(prompts, targets)):
+        pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=logits.device)  # positions predicting t
+        tgt = torch.tensor(t, device=logits.device)
+        arg = logits[b, pos].argmax(-1)
+        hit = (arg == tgt).cpu().numpy()
+        lp = float(logp[b, pos, tgt].double().sum())
+        # greedy agrees with teacher forcing up to and including the first miss
+        first_miss = int(np.argmin(hit)) if not hit.all() else len(t) - 1
+        greedy.append(arg[:first_miss + 1].tolist())
+        out.append({"known": bool(hit.all()), "logp": lp, "n_target_tokens": len(t)})
+    # finish the greedy continuations that diverged from the target: one forward per further token
+    while True:
+        todo = [b for b in range(len(prompts)) if len(greedy[b]) < len(targets[b])]
+        if not todo:
+            break
+        rows = [prompts[b] + greedy[b] for b in todo]
+        logits = _logits(model, rows, pad_id, device)
+        for r, b in enumerate(todo):
+            greedy[b].append(int(logits[r, len(rows[r]) - 1].argmax()))
+    for o, g in zip(out, greedy):
+        o["greedy_ids"] = g
+    return out
+
+
+def known_table(model, tokenizer, facts: pd.DataFrame, batch_size: int = 32, device="cpu", progress=None
+                ) -> pd.DataFrame:
+    """The known filter over a facts frame → frame with KNOWN_COLUMNS (same order as facts)."""
+    model.eval()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        raise ValueError("tokenizer has neither a pad nor an eos token to pad with")
+    enc, joint_differs = [], 0
+    for row in facts.itertuples():
+        text = row.prompt.format(row.subject)
+        p, t = encode(tokenizer, text, row.target_true)
+        joint_differs += tokenizer(text + " " + row.target_true, add_special_tokens=True)["input_ids"] != p + t
+        enc.append((p, t))
+    if joint_differs:
+        log.info("%d of %d facts: prompt ids + target ids differ from tokenizing the joined text "
+                 "(scored on the concatenation, as documented)", joint_differs, len(enc))
+    rows = []
+    for start in range(0, len(enc), batch_size):
+        chunk = enc[start:start + batch_size]
+        rows += score_batch(model, pad_id, [c[0] for c in chunk], [c[1] for c in chunk], device)
+        if progress is not None:
+            progress(len(rows), len(enc))
+    return pd.DataFrame({
+        "case_id": facts.case_id.to_numpy(dtype="int64"),
+        "known": [r["known"] for r in rows],
+        "p_target_true": [float(np.exp(r["logp"])) for r in rows],
+        "n_target_tokens": [r["n_target_tokens"] for r in rows],
+        "greedy": [tokenizer.decode(r["greedy_ids"]) for r in rows],
+    }, columns=KNOWN_COLUMNS)
+
+
+def run_known(*, manifest, facts, model_name: str, batch_size: int = 32, device="cpu", logger=None
+              ) -> tuple[pd.DataFrame, dict]:
+    """Rule `known`: a prepared model + facts.parquet → (known table, metadata)."""
+    logger = logger or log
+    model, tok, man = models.load_prepared(manifest, device=device)
+    frame = pd.read_parquet(facts)
+    step = max(1, len(frame) // 10)
+
+    def progress(done, total):
+        if done % step < batch_size or done == total:
+            logger.info("known filter: %d / %d facts", done, total)
+
+    table = known_table(model, tok, frame, batch_size=batch_size, device=device, progress=progress)
+    meta = {"model": model_name, "n_known": int(table.known.sum()), "n_total": len(table),
+            "source": man["source"], "revision": man.get("revision"), "dtype": man["dtype"]}
+    logger.info("%s knows %d of %d facts (%.1f%%)", model_name, meta["n_known"], meta["n_total"],
+                100 * meta["n_known"] / max(meta["n_total"], 1))
+    return table, meta
+
+
+# ---------------------------------------------------------------- the analysis set
+
+def known_by_all(facts: pd.DataFrame, known: dict[str, pd.DataFrame]) -> pd.Series:
+    """Boolean mask over facts: known by every model. Each table must cover exactly the facts' case ids."""
+    mask = pd.Series(True, index=facts.index)
+    ids = set(facts.case_id.tolist())
+    for name, table in known.items():
+        if set(table.case_id.tolist()) != ids or len(table) != len(facts):
+            missing, extra = ids - set(table.case_id), set(table.case_id) - ids
+            raise SelectionError(f"known table of model {name!r} does not match the facts ({len(table)} rows vs "
+                                 f"{len(facts)} facts; {len(missing)} case ids missing, {len(extra)} extra): "
+                                 "rerun rule known")
+        k = dict(zip(table.case_id.tolist(), table.known.astype(bool).tolist()))
+        mask &= facts.case_id.map(k).astype(bool)
+    return mask
+
+
+def select_items(facts: pd.DataFrame, known: dict[str, pd.DataFrame], n_items: int = 128,
+                 selection: str = "first", seed: int = 0, require_known: bool = True
+                 ) -> tuple[pd.DataFrame, dict]:
+    """The analysis set: N facts known by all models, first in file order or a seeded random sample."""
+    if selection not in ("first", "random"):
+        raise SelectionError(f"analysis.selection must be 'first' or 'random', got {selection!r}")
+    mask = known_by_all(facts, known)
+    n_all = int(mask.sum())
+    counts = ", ".join(f"{m}: {int(t.known.sum())}" for m, t in known.items())
+    log.info("facts known by every model (%s): %d of %d (per model %s)", ", ".join(known), n_all, len(facts),
+             counts or "none")
+    if require_known:
+        pool = facts[mask.to_numpy()]
+        if len(pool) < n_items:
+            raise SelectionError(f"only {len(pool)} of {len(facts)} facts are known by all {len(known)} models "
+                                 f"(per model: {counts}); analysis.n_items is {n_items}. Use more facts, fewer "
+                                 "items, or analysis.require_known: false (selects unknown facts too)")
+    else:
+        log.warning("analysis.require_known is false: selecting from all %d valid facts, known or not "
+                    "(%d are known by every model)", len(facts), n_all)
+        pool = facts
+        if len(pool) < n_items:
+            raise SelectionError(f"only {len(pool)} valid facts; analysis.n_items is {n_items}")
+    if selection == "first":
+        chosen = pool.iloc[:n_items]
+    else:
+        idx = sorted(random.Random(seed).sample(range(len(pool)), n_items))  # kept in file order
+        chosen = pool.iloc[idx]
+    items = chosen.reset_index(drop=True).copy()
+    items.insert(0, "item", np.arange(len(items), dtype="int64"))
+    items["text"] = [p.format(s) for p, s in zip(items.prompt, items.subject)]
+    meta = {"n_items": int(n_items), "selection": selection, "seed": int(seed), "models": list(known),
+            "require_known": bool(require_known), "n_known_by_all": n_all, "n_facts": len(facts)}
+    return items[ITEM_COLUMNS], meta
