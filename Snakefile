@@ -18,6 +18,8 @@ include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/covariance.smk"
 include: "rules/knowledge.smk"
+include: "rules/superposition.smk"
+include: "rules/figures.smk"
 
 include: "rules/targets.smk"
 
