@@ -20,6 +20,7 @@ include: "rules/covariance.smk"
 include: "rules/knowledge.smk"
 include: "rules/superposition.smk"
 include: "rules/figures.smk"
+include: "rules/editing.smk"
 
 include: "rules/targets.smk"
 

@@ -1,0 +1,142 @@
+"""Figures of the lifelong editing trajectories, from the trajectory tables only (no model is loaded).
+
+trajectory_figure: unrelated-knowledge confidence (mean held-out P(target_true)), retention of earlier edits and
+efficacy against the number of edits; one row of panels per model, one line per method; a diverged trajectory
+ends in a cross. interference_figure: measured ‖(W_n − W_0) k_j‖ against the closed form ‖Σ_i r_i P_ij‖ for every
+held-out key j at every recorded step, with y = x.
+"""
+from __future__ import annotations
+
+import logging
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import io  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PANELS = (("heldout_p_true", "unrelated knowledge: mean P(true)"), ("retention", "retention of earlier edits"),
+          ("efficacy", "efficacy (edits so far)"))
+NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS), "interference_measured_keys",
+          "interference_predicted_keys")
+METHOD_ORDER = ("rome", "memit", "alphaedit", "deltaedit")
+COLORS = {"rome": "tab:red", "memit": "tab:blue", "alphaedit": "tab:green", "deltaedit": "tab:purple"}
+
+
+class FigureError(ValueError):
+    """A trajectory table does not hold what a figure needs; the message names the file and field."""
+
+
+def read_tables(paths) -> pd.DataFrame:
+    frames = []
+    for p in paths:
+        f = pd.read_parquet(p)
+        missing = [c for c in NEEDED if c not in f.columns]
+        if missing:
+            raise FigureError(f"{p}: missing column(s) {missing}")
+        if f.empty:
+            raise FigureError(f"{p}: no rows")
+        frames.append(f)
+    if not frames:
+        raise FigureError("no trajectory tables given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _methods(frame):
+    present = list(dict.fromkeys(frame.method))
+    return [m for m in METHOD_ORDER if m in present] + [m for m in present if m not in METHOD_ORDER]
+
+
+def trajectory_figure(frame: pd.DataFrame, labels: dict | None = None):
+    """(Figure, plotted numbers): PANELS against step, a row per model, a line per method."""
+    labels = labels or {}
+    model_list = list(dict.fromkeys(frame.model))
+    fig, axes = plt.subplots(len(model_list), len(PANELS), figsize=(4.2 * len(PANELS), 3.2 * len(model_list)),
+                             squeeze=False, sharex="row")
+    data = []
+    for r, model in enumerate(model_list):
+        sub = frame[frame.model == model]
+        for c, (col, title) in enumerate(PANELS):
+            ax = axes[r, c]
+            for method in _methods(sub):
+                t = sub[sub.method == method].sort_values("step")
+                ok = t[t.status == "ok"]
+                ax.plot(ok.step, ok[col], marker="o", ms=3, color=COLORS.get(method), label=method)
+                bad = t[t.status != "ok"]
+                if len(bad):
+                    ax.plot(bad.step, np.nan_to_num(bad[col].to_numpy(), nan=0.0), "x", ms=9, mew=2,
+                            color=COLORS.get(method))
+                data += [{"model": model, "method": method, "metric": col, "step": int(s), "value": float(v),
+                          "status": st} for s, v, st in zip(t.step, t[col], t.status)]
+            ax.set_title(f"{labels.get(model, model)}: {title}", fontsize=9)
+            ax.set_xlabel("edits")
+            if col != "heldout_p_true":
+                ax.set_ylim(-0.03, 1.03)
+            ax.grid(alpha=0.3)
+        axes[r, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig, pd.DataFrame(data, columns=["model", "method", "metric", "step", "value", "status"])
+
+
+def interference_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, method, step, held-out key j) with step > 0: measured and predicted ‖Δ k_j‖."""
+    rows = []
+    for rec in frame[frame.step > 0].itertuples():
+        meas, pred = list(rec.interference_measured_keys), list(rec.interference_predicted_keys)
+        if len(meas) != len(pred):
+            raise FigureError(f"{rec.model}/{rec.method} step {rec.step}: {len(meas)} measured but {len(pred)} "
+                              "predicted interference values")
+        rows += [{"model": rec.model, "method": rec.method, "layer": int(rec.layer), "step": int(rec.step), "key": j,
+                  "measured": float(m), "predicted": float(p)} for j, (m, p) in enumerate(zip(meas, pred))]
+    return pd.DataFrame(rows, columns=["model", "method", "layer", "step", "key", "measured", "predicted"])
+
+
+def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
+    """(Figure, points): measured vs predicted interference on held-out keys, log-log, y = x, a panel per model."""
+    labels = labels or {}
+    pts = interference_points(frame)
+    model_list = list(dict.fromkeys(frame.model))
+    fig, axes = plt.subplots(1, len(model_list), figsize=(4.6 * len(model_list), 4.2), squeeze=False)
+    for c, model in enumerate(model_list):
+        ax = axes[0, c]
+        sub = pts[(pts.model == model) & (pts.measured > 0) & (pts.predicted > 0)]
+        for method in _methods(frame[frame.model == model]):
+            s = sub[sub.method == method]
+            if len(s):
+                rel = np.median(np.abs(s.measured - s.predicted) / s.measured)
+                ax.scatter(s.predicted, s.measured, s=8, alpha=0.5, color=COLORS.get(method),
+                           label=f"{method} (median rel. dev. {rel:.1e})")
+        if len(sub):
+            lo = float(min(sub.measured.min(), sub.predicted.min()))
+            hi = float(max(sub.measured.max(), sub.predicted.max()))
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        ax.set_xlabel("predicted ‖Σ_i r_i P_ij‖")
+        ax.set_ylabel("measured ‖(W_n − W_0) k_j‖")
+        ax.set_title(labels.get(model, model), fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig, pts
+
+
+def _save(fig, data: pd.DataFrame, png, csv, dpi: int) -> None:
+    with io.atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    with io.atomic_path(csv) as tmp:
+        data.to_csv(tmp, index=False)
+
+
+def run_trajectories(tables, png, csv, interference_png, interference_csv, labels=None, dpi: int = 300) -> None:
+    frame = read_tables(tables)
+    fig, data = trajectory_figure(frame, labels)
+    _save(fig, data, png, csv, dpi)
+    fig, pts = interference_figure(frame, labels)
+    _save(fig, pts, interference_png, interference_csv, dpi)

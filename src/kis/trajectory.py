@@ -1,0 +1,273 @@
+"""Lifelong editing trajectories: edit a stream of known facts one at a time and measure what breaks.
+
+A seeded permutation of the known facts gives the edit stream (first n_edits) and a disjoint held-out set (next
+n_test). After every `eval_every` edits (and at step 0, before any edit) one row is recorded (columns:
+kis.editing.TRAJECTORY_COLUMNS): held-out confidence P(target_true) and accuracy, retention of earlier edits,
+CounterFact efficacy / paraphrase / neighborhood success over the edits so far, ‖ΔW‖_F, and interference on the
+held-out keys at the measure layer, measured ‖(W_n − W_0) k_j‖ against the closed form ‖Σ_i r_i P_ij‖.
+A diverging edit (non-finite update, weight or metric; singular solve) is recorded as a row with status
+"diverged" and ends the trajectory; the rows before it are kept.
+
+CounterFact protocol (ROME): a prompt prefers o_new over o_true when the mean per-token log-probability of
+" " + o_new exceeds that of " " + o_true, teacher-forced after the prompt.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import editing, models, rome
+from .covariance import pad
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- facts
+
+def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], list[int]]:
+    """(edit stream, held-out set): a seeded permutation of the eligible case ids, cut in two disjoint parts.
+    With too few facts the held-out set shrinks to a third of them and the stream takes the rest (logged)."""
+    ids = [int(c) for c in case_ids]
+    if len(ids) < 2:
+        raise ValueError(f"need at least 2 eligible facts for an edit stream and a held-out set, got {len(ids)}")
+    if n_edits + n_test > len(ids):
+        new_test = min(n_test, max(1, len(ids) // 3))
+        new_edits = min(n_edits, len(ids) - new_test)
+        log.warning("only %d eligible facts for %d edits + %d held out: using %d edits + %d held out", len(ids),
+                    n_edits, n_test, new_edits, new_test)
+        n_edits, n_test = new_edits, new_test
+    order = np.random.RandomState(seed).permutation(len(ids))
+    perm = [ids[i] for i in order]
+    return perm[:n_edits], perm[n_edits:n_edits + n_test]
+
+
+# ---------------------------------------------------------------- scoring
+
+@torch.no_grad()
+def score(model, tok, texts: list[str], targets: list[str], batch_size: int = 32) -> tuple[np.ndarray, ...]:
+    """(mean log p per token, total log p, all tokens argmax) of " " + target after each text (teacher-forced)."""
+    dev = rome.device_of(model)
+    enc = []
+    for text, target in zip(texts, targets):
+        p = tok(text, add_special_tokens=True)["input_ids"]
+        enc.append((list(p), rome.target_ids(tok, target)))
+    n = len(enc)
+    mean_lp, sum_lp, hit = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+    order = np.argsort([-(len(p) + len(t)) for p, t in enc], kind="stable")
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        ids, mask = pad([enc[i][0] + enc[i][1] for i in idx], rome.pad_id(tok))
+        logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        for b, i in enumerate(idx):
+            p, t = enc[i]
+            pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=logits.device)
+            tt = torch.tensor(t, device=logits.device)
+            lp = logp[b, pos, tt].double()
+            sum_lp[i], mean_lp[i] = float(lp.sum()), float(lp.mean())
+            hit[i] = bool((logits[b, pos].argmax(-1) == tt).all())
+    return mean_lp, sum_lp, hit
+
+
+def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood: int = 5, batch_size: int = 32
+             ) -> dict:
+    """Held-out confidence and accuracy, retention, efficacy, paraphrase and neighborhood success."""
+    texts, targets, tags = [], [], []
+
+    def add(text, target, tag):
+        texts.append(text)
+        targets.append(target)
+        tags.append(tag)
+
+    for j, f in enumerate(test):
+        add(f["prompt"].format(f["subject"]), f["target_true"], ("test", j, 0, "true"))
+    for i, f in enumerate(edited):
+        for which in ("new", "true"):
+            add(f["prompt"].format(f["subject"]), f[f"target_{which}"], ("rw", i, 0, which))
+            for q, para in enumerate(f["paraphrase_prompts"]):
+                add(para, f[f"target_{which}"], ("para", i, q, which))
+            for q, nb in enumerate(list(f["neighborhood_prompts"])[:max_neighborhood]):
+                add(nb, f[f"target_{which}"], ("nb", i, q, which))
+    mean_lp, sum_lp, hit = score(model, tok, texts, targets, batch_size)
+    by = {tag: (m, s, h) for tag, m, s, h in zip(tags, mean_lp, sum_lp, hit)}
+    out = {"heldout_p_true": float(np.mean([np.exp(by[("test", j, 0, "true")][1]) for j in range(len(test))]))
+           if test else float("nan"),
+           "heldout_acc": float(np.mean([by[("test", j, 0, "true")][2] for j in range(len(test))]))
+           if test else float("nan")}
+    if not edited:
+        return {**out, "retention": float("nan"), "efficacy": float("nan"), "paraphrase": float("nan"),
+                "neighborhood": float("nan")}
+
+    def prefers_new(kind, i, q):
+        return by[(kind, i, q, "new")][0] > by[(kind, i, q, "true")][0]
+
+    para, nbr = [], []
+    for i, f in enumerate(edited):
+        if len(f["paraphrase_prompts"]):
+            para.append(np.mean([prefers_new("para", i, q) for q in range(len(f["paraphrase_prompts"]))]))
+        n_nb = min(len(f["neighborhood_prompts"]), max_neighborhood)
+        if n_nb:
+            nbr.append(np.mean([not prefers_new("nb", i, q) for q in range(n_nb)]))
+    return {**out,
+            "retention": float(np.mean([by[("rw", i, 0, "new")][2] for i in range(len(edited))])),
+            "efficacy": float(np.mean([prefers_new("rw", i, 0) for i in range(len(edited))])),
+            "paraphrase": float(np.mean(para)) if para else float("nan"),
+            "neighborhood": float(np.mean(nbr)) if nbr else float("nan")}
+
+
+def immediate(model, tok, fact: dict) -> tuple[bool, float]:
+    """(success, P(target_new)) on the rewrite prompt right after an edit."""
+    text = fact["prompt"].format(fact["subject"])
+    mean_lp, sum_lp, _ = score(model, tok, [text, text], [fact["target_new"], fact["target_true"]])
+    return bool(mean_lp[0] > mean_lp[1]), float(np.exp(sum_lp[0]))
+
+
+# ---------------------------------------------------------------- interference
+
+def interference(L, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(‖measured_j‖, ‖predicted_j‖, ‖measured_j − predicted_j‖) for each held-out key k_j (columns of K_test):
+    measured (W_n − W_0) k_j against Σ_i r_i P_ij, with P from the Cholesky factor L of C and the edit keys."""
+    if K_edit.shape[1] == 0:
+        z = np.zeros(K_test.shape[1])
+        return z, z, z
+    U = editing.whiten(L, K_edit)
+    pred = editing.predicted_change(R, editing.p_matrix(U, K_edit, K_test))
+    meas = dW @ K_test.double()
+    return meas.norm(dim=0).cpu().numpy(), pred.norm(dim=0).cpu().numpy(), (meas - pred).norm(dim=0).cpu().numpy()
+
+
+# ---------------------------------------------------------------- the loop
+
+def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
+        max_neighborhood: int = 5, batch_size: int = 32, templates=("{}",), progress=None) -> pd.DataFrame:
+    """Apply `edits` one by one with `editor`; a row every eval_every edits (and at step 0)."""
+    ml = editor.measure_layer
+    layers = sorted(set(editor.layers) | {ml})
+    W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in layers}
+    K_test = rome.keys(model, tok, [(f["prompt"], f["subject"]) for f in test], [ml], templates)[ml].T  # f × m
+    L = editor.chol[ml]
+    keys, resids, done, window = [], [], [], []
+    rows, n_triggered = [], 0
+
+    def row(step, status="ok", reason=""):
+        dW = {layer: models.ffn_weight(model, layer).detach().double() - W0[layer] for layer in layers}
+        K_edit = torch.stack(keys, 1) if keys else torch.zeros((K_test.shape[0], 0), dtype=torch.float64,
+                                                                 device=K_test.device)
+        R = torch.stack(resids, 1) if resids else None
+        meas, pred, err = interference(L, K_edit, R, K_test, dW[ml]) if keys else (np.zeros(K_test.shape[1]),) * 3
+        r = {"step": step, "method": editor.name, "model": model_name, "layer": ml, "status": status,
+             "reason": reason, "case_id": str(done[-1]["case_id"]) if done else "",
+             **evaluate(model, tok, done, test, max_neighborhood, batch_size),
+             "new_edit_efficacy": float(np.mean([w[0] for w in window])) if window else float("nan"),
+             "new_edit_p_new": float(np.mean([w[1] for w in window])) if window else float("nan"),
+             "v_prob": float(np.mean([w[2] for w in window])) if window else float("nan"),
+             "delta_w_fro": float(np.sqrt(sum(float(d.norm()) ** 2 for d in dW.values()))),
+             "interference_measured": float(meas.mean()) if len(meas) else float("nan"),
+             "interference_predicted": float(pred.mean()) if len(pred) else float("nan"),
+             "interference_rel_error": float(np.max(err / np.maximum(meas, 1e-300))) if keys and len(meas)
+             else float("nan"),
+             "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
+             "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
+        return r
+
+    rows.append(row(0))
+    for n, fact in enumerate(edits, 1):
+        try:
+            res = editor.edit(fact)
+        except (editing.EditDiverged, torch.linalg.LinAlgError) as e:
+            log.warning("%s: edit %d (case %s) diverged: %s — trajectory stops here", editor.name, n,
+                        fact["case_id"], e)
+            window.append((False, float("nan"), float("nan"), 0.0))
+            rows.append({**row(n, "diverged", str(e)), "case_id": str(fact["case_id"])})
+            break
+        keys.append(res.key)
+        resids.append(res.residual)
+        done.append(fact)
+        n_triggered += int(res.triggered)
+        ok, p_new = immediate(model, tok, fact)
+        window.append((ok, p_new, res.v_prob, res.seconds))
+        log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", editor.name, n, len(edits),
+                 fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
+        if n % eval_every == 0 or n == len(edits):
+            r = row(n)
+            if not np.isfinite(r["heldout_p_true"]):
+                r.update(status="diverged", reason="non-finite held-out probability")
+                rows.append(r)
+                log.warning("%s: non-finite held-out probability after edit %d — trajectory stops", editor.name, n)
+                break
+            rows.append(r)
+            window = []
+            if progress is not None:
+                progress(r)
+    frame = pd.DataFrame(rows)
+    return frame[list(editing.TRAJECTORY_COLUMNS)]
+
+
+def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
+    by = {int(r["case_id"]): r for r in frame.to_dict("records")}
+    missing = [i for i in ids if i not in by]
+    if missing:
+        raise ValueError(f"facts.parquet has no case_id {missing[:5]} named by the known table")
+    out = []
+    for i in ids:
+        r = dict(by[i])
+        r["paraphrase_prompts"] = list(r["paraphrase_prompts"])
+        r["neighborhood_prompts"] = list(r["neighborhood_prompts"])
+        out.append(r)
+    return out
+
+
+def run_rule(*, manifest, cov, known, facts, out, model_name: str, method: str, settings: dict, names=(),
+             device="cpu", logger=None):
+    """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet.
+
+    names: what editing.published / overrides may call the model (config key, hub id, ...)."""
+    from . import covariance
+    from .io import read_parquet_metadata, write_parquet
+
+    logger = logger or log
+    model, tok, man = models.load_prepared(manifest, device=device)
+    frame = pd.read_parquet(facts)
+    ktab = pd.read_parquet(known)
+    for col in ("case_id", "known"):
+        if col not in ktab.columns:
+            raise ValueError(f"{known}: missing column {col!r}")
+    if settings.get("require_known", True):
+        eligible = [c for c in ktab.case_id[ktab.known.astype(bool)].tolist()]
+        logger.info("%s knows %d of %d facts", model_name, len(eligible), len(ktab))
+    else:
+        eligible = frame.case_id.tolist()
+        logger.warning("editing.require_known is false: editing and holding out facts whether known or not")
+    seed = int(settings.get("seed", 0))
+    edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
+    hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name])
+    logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
+    layers = [hp["layer"]] if method == "rome" else hp["layers"]
+    covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
+    templates = list(settings.get("context_templates", ["{}"]))
+    torch.manual_seed(seed)
+    editor = editing.make_editor(method, model, tok, covs, hp, templates, settings.get("kl_prompt", "{} is a"),
+                                 float(settings.get("cov_ridge", 0.0)))
+    t0 = time.perf_counter()
+
+    def progress(r):
+        logger.info("step %d: held-out P(true) %.4f, acc %.3f, retention %.3f, efficacy %.3f, interference "
+                    "measured %.4g vs predicted %.4g (%.1f s so far)", r["step"], r["heldout_p_true"],
+                    r["heldout_acc"], r["retention"], r["efficacy"], r["interference_measured"],
+                    r["interference_predicted"], time.perf_counter() - t0)
+
+    table = run(model, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
+                eval_every=int(settings.get("eval_every", 10)), model_name=model_name,
+                max_neighborhood=int(settings.get("max_neighborhood", 5)),
+                batch_size=int(settings.get("batch_size", 32)), templates=templates, progress=progress)
+    fmeta = read_parquet_metadata(facts)
+    meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
+            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
+            "edit_case_ids": edit_ids, "test_case_ids": test_ids, "facts_source": fmeta.get("source"),
+            "n_edits": len(edit_ids), "n_test": len(test_ids), "diverged": bool((table.status != "ok").any())}
+    write_parquet(table, out, metadata=meta)
+    return table, meta

@@ -1,0 +1,233 @@
+"""Closed forms of kis.editing against independent numpy/scipy formulas (random SPD C and keys, no model), the
+in-place weight update on tiny models, and the hyperparameter rule."""
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+import yaml
+
+import tiny
+from kis import editing, models
+
+REPO_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+
+
+def spd(f, rng, cond=1e3):
+    Q, _ = np.linalg.qr(rng.standard_normal((f, f)))
+    ev = np.geomspace(1.0, 1.0 / cond, f)
+    return (Q * ev) @ Q.T
+
+
+def t(x):
+    return torch.tensor(x, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_update_maps_key_to_value(seed):
+    rng = np.random.default_rng(seed)
+    d, f = 7, 16
+    C, W, k, v = spd(f, rng), rng.standard_normal((d, f)), rng.standard_normal(f), rng.standard_normal(d)
+    lam, u, dW = editing.rome_update(t(W), editing.cholesky(t(C)), t(k), t(v))
+    u_np = np.linalg.solve(C, k)
+    np.testing.assert_allclose(u.numpy(), u_np, rtol=1e-9)
+    np.testing.assert_allclose(lam.numpy(), (v - W @ k) / (u_np @ k), rtol=1e-9)
+    np.testing.assert_allclose((W + dW.numpy()) @ k, v, rtol=0, atol=1e-10 * np.abs(v).max())
+
+
+def test_keys_orthogonal_in_whitening_space_are_untouched():
+    rng = np.random.default_rng(3)
+    d, f = 6, 12
+    C, W, k, v = spd(f, rng), rng.standard_normal((d, f)), rng.standard_normal(f), 5 * rng.standard_normal(d)
+    ev, Q = np.linalg.eigh(C)
+    half, inv_half = (Q * np.sqrt(ev)) @ Q.T, (Q / np.sqrt(ev)) @ Q.T
+    np.testing.assert_allclose(half @ half, C, atol=1e-12)
+    z = inv_half @ k                                  # k* in whitening space
+    Z = rng.standard_normal((f, 5))
+    Z -= np.outer(z, z @ Z) / (z @ z)                 # whitened keys orthogonal to z
+    Kj = half @ Z                                     # back to key space: k_jᵀ C⁻¹ k* = 0
+    _, _, dW = editing.rome_update(t(W), editing.cholesky(t(C)), t(k), t(v))
+    assert np.abs(dW.numpy() @ Kj).max() < 1e-10
+    # and a key that is not orthogonal does move
+    assert np.abs(dW.numpy() @ (Kj[:, 0] + k)).max() > 1e-3
+
+
+def test_n_updates_change_any_key_by_sum_of_residual_times_p():
+    rng = np.random.default_rng(4)
+    d, f, n, m = 5, 10, 6, 8
+    C = spd(f, rng)
+    L = editing.cholesky(t(C))
+    W0 = rng.standard_normal((d, f))
+    W = W0.copy()
+    Ke, V, Kj = rng.standard_normal((f, n)), rng.standard_normal((d, n)), rng.standard_normal((f, m))
+    resid = []
+    for i in range(n):
+        resid.append(V[:, i] - W @ Ke[:, i])          # r_i = v_i − W_{i−1} k_i, with the W this update saw
+        _, _, dW = editing.rome_update(t(W), L, t(Ke[:, i]), t(V[:, i]))
+        W = W + dW.numpy()
+    R = np.stack(resid, 1)
+    U = np.linalg.solve(C, Ke)
+    P = (U.T @ Kj) / np.sum(U * Ke, 0)[:, None]       # P_ij = (C⁻¹k_i)ᵀk_j / (C⁻¹k_i)ᵀk_i
+    np.testing.assert_allclose((W - W0) @ Kj, R @ P, rtol=1e-8, atol=1e-10)
+    # the library's own P and prediction agree, and so does the change on the earlier edit keys (forgetting)
+    P_lib = editing.p_matrix(editing.whiten(L, t(Ke)), t(Ke), t(Kj)).numpy()
+    np.testing.assert_allclose(P_lib, P, rtol=1e-9)
+    np.testing.assert_allclose(editing.predicted_change(t(R), t(P)).numpy(), (W - W0) @ Kj, rtol=1e-8, atol=1e-10)
+    P_ee = (U.T @ Ke) / np.sum(U * Ke, 0)[:, None]
+    np.testing.assert_allclose((W - W0) @ Ke, R @ P_ee, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(W @ Ke[:, -1], V[:, -1], atol=1e-10)  # the last edit holds exactly
+
+
+def test_lossless_when_keys_are_orthogonal_in_whitening_space():
+    rng = np.random.default_rng(5)
+    d, f, n = 4, 9, 5
+    C = spd(f, rng)
+    ev, Q = np.linalg.eigh(C)
+    half = (Q * np.sqrt(ev)) @ Q.T
+    Z, _ = np.linalg.qr(rng.standard_normal((f, n)))  # orthonormal whitened keys
+    Ke = half @ Z
+    L = editing.cholesky(t(C))
+    W = rng.standard_normal((d, f))
+    V = rng.standard_normal((d, n))
+    for i in range(n):
+        W = W + editing.rome_update(t(W), L, t(Ke[:, i]), t(V[:, i]))[2].numpy()
+    np.testing.assert_allclose(W @ Ke, V, atol=1e-10)  # every edit survives every later one
+
+
+def test_cholesky_rejects_singular_c():
+    C = np.zeros((4, 4))
+    C[0, 0] = 1
+    with pytest.raises(ValueError, match="not positive definite"):
+        editing.cholesky(t(C), where="layer 3: ")
+    L = editing.cholesky(t(C), ridge=0.1)  # ridge · tr(C)/f · I
+    np.testing.assert_allclose((L @ L.T).numpy(), C + 0.1 * 0.25 * np.eye(4), atol=1e-12)
+
+
+def test_memit_update_solves_its_normal_equations_and_is_rome_form_for_one_key():
+    rng = np.random.default_rng(6)
+    d, f, n, lam = 5, 11, 3, 7.0
+    C, K, R = spd(f, rng), rng.standard_normal((f, n)), rng.standard_normal((d, n))
+    dW = editing.memit_update(t(C), t(K), t(R), lam).numpy()
+    np.testing.assert_allclose(dW @ (lam * C + K @ K.T), R @ K.T, rtol=1e-9, atol=1e-10)
+    k, r = K[:, :1], R[:, :1]
+    one = editing.memit_update(t(C), t(k), t(r), lam).numpy()
+    u = np.linalg.solve(C, k[:, 0])
+    np.testing.assert_allclose(one, np.outer(r[:, 0], u) / (lam + u @ k[:, 0]), rtol=1e-9)
+
+
+def test_nullspace_projector():
+    rng = np.random.default_rng(7)
+    f = 12
+    C = spd(f, rng, cond=1e6)
+    thr = 1e-3
+    P, dim = editing.nullspace_projector(t(C), thr)
+    P = P.numpy()
+    ev, Q = scipy.linalg.eigh(C)
+    assert dim == int((ev < thr).sum()) and 0 < dim < f
+    np.testing.assert_allclose(P, P.T, atol=1e-12)
+    np.testing.assert_allclose(P @ P, P, atol=1e-10)
+    assert np.abs(P @ Q[:, ev >= thr]).max() < 1e-10           # kills the preserved directions
+    np.testing.assert_allclose(P @ Q[:, ev < thr], Q[:, ev < thr], atol=1e-10)
+
+
+def test_alphaedit_update_matches_the_paper_form_and_spares_preserved_keys():
+    rng = np.random.default_rng(8)
+    d, f, n, l2 = 4, 10, 2, 3.0
+    C = spd(f, rng, cond=1e6)
+    P, dim = editing.nullspace_projector(t(C), 1e-2)
+    assert dim > 0
+    P = P.numpy()
+    K, R, Kp = rng.standard_normal((f, n)), rng.standard_normal((d, n)), rng.standard_normal((f, 3))
+    G = Kp @ Kp.T
+    dW = editing.alphaedit_update(t(P), t(K), t(R), t(G), l2).numpy()
+    # AlphaEdit (Fang et al. 2025): Δ = R K₁ᵀ P (K_p K_pᵀ P + K₁ K₁ᵀ P + λ I)⁻¹
+    paper = R @ K.T @ P @ np.linalg.inv(G @ P + K @ K.T @ P + l2 * np.eye(f))
+    np.testing.assert_allclose(dW, paper, rtol=1e-8, atol=1e-12)
+    ev, Q = np.linalg.eigh(C)
+    assert np.abs(dW @ Q[:, ev >= 1e-2]).max() < 1e-10        # keys in C's range are untouched
+
+
+def test_orthogonal_complement():
+    rng = np.random.default_rng(9)
+    d = 8
+    M = rng.standard_normal((d, 2)) @ rng.standard_normal((2, 6))  # rank 2
+    P, rank = editing.orthogonal_complement(t(M), 1e-8, max_rank=5)
+    assert rank == 2
+    assert np.abs(P.numpy() @ M).max() < 1e-10
+    np.testing.assert_allclose(P.numpy() @ P.numpy(), P.numpy(), atol=1e-12)
+    _, rank1 = editing.orthogonal_complement(t(M), 1e-8, max_rank=1)
+    assert rank1 == 1
+
+
+def test_drift_monitor_matches_manual_ema_and_triggers_after_warmup():
+    scores = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 10.0, 1.0]
+    mon = editing.DriftMonitor(alpha=3.0, decay=0.9, warmup=3)
+    mean, var, fired = None, 0.0, []
+    for i, s in enumerate(scores, 1):
+        got = mon.check(s)
+        if mean is None:
+            mean, want = s, False
+        elif i > 3 and var > 0 and abs(s - mean) > 3.0 * np.sqrt(var):
+            want = True
+        else:
+            mean = 0.9 * mean + 0.1 * s
+            var = 0.9 * var + 0.1 * (s - mean) ** 2
+            want = False
+        fired.append(got)
+        assert got == want
+        assert mon.mean == pytest.approx(mean) and mon.var == pytest.approx(var)
+    assert fired[6] and sum(fired) == 1
+
+
+SETTINGS = {"layer_fraction": 0.2,
+            "defaults": {"rome": {"v_lr": 0.5}, "memit": {"span": 5, "mom2_update_weight": 15000},
+                         "alphaedit": {"span": 3}, "deltaedit": {}},
+            "published": {"gpt2-xl": {"rome": {"layer": 17}, "memit": {"layers": [13, 14, 15, 16, 17]}}},
+            "overrides": {"mine": {"rome": {"v_lr": 0.1}}}}
+
+
+def test_resolve_hparams_rule_published_and_override():
+    hp = editing.resolve_hparams(SETTINGS, "rome", 30, ["smol"])
+    assert hp["layer"] == round(0.2 * 30) and hp["source"] == "default rule"
+    assert editing.resolve_hparams(SETTINGS, "memit", 30, ["smol"])["layers"] == [2, 3, 4, 5, 6]
+    assert editing.resolve_hparams(SETTINGS, "alphaedit", 3, ["x"])["layers"] == [0, 1]  # clipped at layer 0
+    assert editing.resolve_hparams(SETTINGS, "rome", 48, ["cfgkey", "gpt2-xl"])["layer"] == 17
+    assert editing.resolve_hparams(SETTINGS, "rome", 30, ["mine"])["v_lr"] == 0.1
+    with pytest.raises(ValueError, match="not within"):
+        editing.resolve_hparams(SETTINGS, "rome", 12, ["gpt2-xl"])
+    with pytest.raises(ValueError, match="unknown editing method"):
+        editing.resolve_hparams(SETTINGS, "grace", 12)
+
+
+def test_config_published_values_fit_their_models():
+    cfg = yaml.safe_load(REPO_CONFIG.read_text())
+    if "editing" not in cfg:
+        pytest.skip("config/config.yaml has no editing section")
+    n_layers = {"gpt2-medium": 24, "gpt2-large": 36, "gpt2-xl": 48, "EleutherAI/gpt-j-6B": 28,
+                "meta-llama/Meta-Llama-3-8B": 32}
+    for name, methods in cfg["editing"]["published"].items():
+        assert name in n_layers, name
+        for method in methods:
+            hp = editing.resolve_hparams(cfg["editing"], method, n_layers[name], [name])
+            assert hp["source"].startswith("published")
+    for method in editing.METHODS:  # every method resolves for an unknown model by the default rule
+        assert editing.resolve_hparams(cfg["editing"], method, 30, ["unknown"])["source"] == "default rule"
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_update_through_ffn_weight_changes_the_module_output_exactly(family):
+    torch.manual_seed(0)
+    model, _ = tiny.model(family)
+    layer = 1
+    d, f = models.dims(model)
+    mod = models.ffn_out(model, layer)
+    k = torch.randn(f)
+    before = mod(k[None].float())[0].double()
+    W = models.ffn_weight(model, layer).detach().double()
+    C = torch.eye(f, dtype=torch.float64) + 0.1
+    v = W @ k.double() + torch.randn(d, dtype=torch.float64)
+    _, _, dW = editing.rome_update(W, editing.cholesky(C), k, v)
+    editing._apply(model, layer, dW, "test")
+    after = mod(k[None].float())[0].double()
+    np.testing.assert_allclose((after - before).numpy(), (v - W @ k.double()).numpy(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(editing.EditDiverged):
+        editing._apply(model, layer, dW * float("nan"), "test")

