@@ -1,0 +1,288 @@
+"""Figures from small synthetic tables in the formats of docs/CONTRACTS.md (no model, no pipeline).
+
+`write_tables(results)` is also used by tests/test_report.py to build a report through snakemake.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from kis import figures, io  # noqa: E402
+
+CORPUS = "synthetic:test-corpus"
+# model key → (label, family, n_params, n_layers, f): two families, sizes out of key order on purpose
+MODELS = {"big": ("Big-2M", "gpt2", 2_000_000, 4, 24),
+          "small": ("Small-1M", "gpt2", 1_000_000, 3, 16),
+          "neo": ("Neo-3M", "gpt_neox", 3_000_000, 5, 20)}
+
+
+# ------------------------------------------------------------ synthetic tables (contract formats)
+
+def keys_and_cov(n_items: int, f: int, rng):
+    """Keys with a shared mean (activation angles < 90°) and C = E[k kᵀ] from correlated samples."""
+    mix = rng.normal(size=(f, f)) / np.sqrt(f) + np.eye(f)
+    mean = rng.normal(size=f)
+    samples = rng.normal(size=(40 * f, f)) @ mix + mean
+    cov = samples.T @ samples / len(samples)
+    keys = rng.standard_t(3, size=(n_items, f)) @ mix + mean
+    return keys, cov
+
+
+def superposition_long(keys, cov, layer: int) -> pd.DataFrame:
+    m = keys @ np.linalg.solve(cov, keys.T)  # M_ij = (C⁻¹k_i)ᵀk_j
+    d = np.diag(m)
+    mats = {"P": m / d[:, None],  # P_ij = M_ij / M_ii
+            "Q": m / np.sqrt(np.outer(d, d)) * 0.5,
+            "cos_white": m / np.sqrt(np.outer(d, d)),
+            "cos_act": (keys @ keys.T) / np.outer(np.linalg.norm(keys, axis=1), np.linalg.norm(keys, axis=1))}
+    n = len(keys)
+    ii, jj = np.indices((n, n))
+    return pd.concat([pd.DataFrame({"kind": kind, "layer": layer, "i": ii.ravel(), "j": jj.ravel(),
+                                    "value": v.ravel().astype(np.float64)}) for kind, v in mats.items()],
+                     ignore_index=True)
+
+
+def superposition_table(model: str, n_items: int, seed: int) -> pd.DataFrame:
+    _, _, _, n_layers, f = MODELS[model]
+    rng = np.random.default_rng(seed)
+    return pd.concat([superposition_long(*keys_and_cov(n_items, f, rng), layer) for layer in range(n_layers)],
+                     ignore_index=True)
+
+
+def ref_kurtosis(sup: pd.DataFrame, layer: int, n: int | None = None) -> float:
+    """Independent formula: excess kurtosis of P_ij, i ≠ j < n, from the raw moments."""
+    p = sup[(sup.kind == "P") & (sup.layer == layer) & (sup.i != sup.j)]
+    if n is not None:
+        p = p[(p.i < n) & (p.j < n)]
+    x = p["value"].to_numpy()
+    c = x - x.mean()
+    return float(np.mean(c ** 4) / np.mean(c ** 2) ** 2 - 3.0)
+
+
+def statistics_table(sups: dict, ns) -> pd.DataFrame:
+    rows = []
+    for model, sup in sups.items():
+        label, family, n_params, n_layers, f = MODELS[model]
+        for layer in range(n_layers):
+            for n in ns:
+                rows.append(dict(model=model, label=label, family=family, n_params=n_params, n_layers=n_layers,
+                                 d_model=8, d_ff=f, layer=layer, rel_depth=layer / (n_layers - 1), kind="P", n=n,
+                                 kurtosis=ref_kurtosis(sup, layer, n), corpus_id=CORPUS))
+    return pd.DataFrame(rows)
+
+
+def items_table(n_items: int) -> pd.DataFrame:
+    return pd.DataFrame({"item": np.arange(n_items), "case_id": 1000 + np.arange(n_items),
+                         "prompt": [f"The capital of {{}} number {k} is" for k in range(n_items)],
+                         "subject": [f"Country {k}" for k in range(n_items)],
+                         "target_true": [f"City {k}" for k in range(n_items)],
+                         "target_new": "Paris", "relation_id": "P36",
+                         "text": [f"The capital of Country {k} number {k} is" for k in range(n_items)]})
+
+
+def write_tables(results: Path, n_items: int = 48, models=tuple(MODELS), ns=(16, 32, 48)) -> dict:
+    results = Path(results)
+    sups = {m: superposition_table(m, n_items, seed) for seed, m in enumerate(models)}
+    for m, sup in sups.items():
+        io.write_parquet(sup, results / "superposition" / f"{m}.parquet",
+                         metadata={"model": m, "corpus_id": CORPUS, "n_items": n_items})
+    io.write_parquet(statistics_table(sups, ns), results / "statistics.parquet", metadata={"n_items": n_items})
+    io.write_parquet(items_table(n_items), results / "knowledge" / "items.parquet", metadata={"n_items": n_items})
+    return sups
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    sups = write_tables(root)
+    return root, sups
+
+
+def assert_no_empty_axes(fig):
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        assert ax.lines or ax.images or ax.patches or ax.collections, f"empty panel {ax.get_title()!r}"
+
+
+# ------------------------------------------------------------ tests
+
+def test_heatmap_norm_and_values(tables):
+    root, sups = tables
+    sup, corpus = figures.read_superposition(root / "superposition" / "big.parquet")
+    assert corpus == CORPUS
+    fig, table = figures.heatmap_figure(sup, "Big-2M", "all", corpus)
+    images = [im for ax in fig.axes for im in ax.images]
+    assert len(images) == MODELS["big"][3]  # one panel per layer
+    for im in images:
+        norm = im.norm
+        assert (norm.vmin, norm.vcenter, norm.vmax) == (-1.0, 0.0, 1.0)
+        assert norm(0.0) == pytest.approx(0.5) and norm(-1.0) == 0.0 and norm(1.0) == 1.0
+        assert im.get_cmap().name == "RdBu_r"
+    p2 = sup[(sup.kind == "P") & (sup.layer == 2)].pivot(index="i", columns="j", values="value").to_numpy()
+    np.testing.assert_allclose(images[2].get_array(), p2)
+    assert "knowledge index" in {fig.axes[0].get_xlabel(), fig.axes[-2].get_xlabel()}
+    assert CORPUS in fig._suptitle.get_text()
+    assert len(table) == MODELS["big"][3] * 48 ** 2
+    assert_no_empty_axes(fig)
+
+
+def test_heatmap_layer_selection_and_errors(tables):
+    root, _ = tables
+    sup, corpus = figures.read_superposition(root / "superposition" / "big.parquet")
+    fig, table = figures.heatmap_figure(sup, "Big-2M", [0, 3], corpus)
+    assert [ax.get_title() for ax in fig.axes if ax.images] == ["layer 0", "layer 3"]
+    assert sorted(table.layer.unique()) == [0, 3]
+    with pytest.raises(figures.FigureError, match="layer 9"):
+        figures.heatmap_figure(sup, "Big-2M", [9], corpus)
+    broken = sup.drop(index=sup.index[(sup.kind == "P") & (sup.layer == 1)][:1])
+    with pytest.raises(figures.FigureError, match="layer=1 has"):
+        figures.matrix(broken, "P", 1, "x.parquet")
+
+
+def test_heatmap_models_ordered_by_size(tables):
+    root, sups = tables
+    stat = figures.read_statistics(root / "statistics.parquet")
+    fig, table = figures.heatmap_models_figure(sups, stat, 0, {m: CORPUS for m in sups})
+    titles = [ax.get_title().split("\n")[0] for ax in fig.axes if ax.images]
+    assert titles == ["Small-1M", "Big-2M", "Neo-3M"]  # by n_params, not by key order
+    assert list(table.drop_duplicates("model").model) == ["small", "big", "neo"]
+    assert_no_empty_axes(fig)
+
+
+def legend_kurtoses(ax):
+    return [float(re.search(r"kurtosis (-?[\d.]+)", t.get_text()).group(1)) for t in ax.get_legend().get_texts()]
+
+
+def test_kde_legend_carries_scipy_kurtosis(tables):
+    root, sups = tables
+    sup, corpus = figures.read_superposition(root / "superposition" / "neo.parquet")
+    fig, table = figures.kde_figure(sup, "Neo-3M", 128, corpus)
+    panels = [ax for ax in fig.axes if ax.lines]
+    assert len(panels) == MODELS["neo"][3]
+    for layer, ax in enumerate(panels):
+        p = sup[(sup.kind == "P") & (sup.layer == layer) & (sup.i != sup.j)]["value"]
+        k = stats.kurtosis(p, fisher=True, bias=True)
+        assert legend_kurtoses(ax) == [pytest.approx(k, abs=0.006)]
+        assert k == pytest.approx(ref_kurtosis(sup, layer))
+        x, y = ax.lines[0].get_data()
+        np.testing.assert_allclose(y, stats.gaussian_kde(p.to_numpy())(x), rtol=1e-10)
+        assert len(x) == 128
+    assert_no_empty_axes(fig)
+
+
+def test_kde_models_one_axis(tables):
+    root, sups = tables
+    stat = figures.read_statistics(root / "statistics.parquet")
+    fig, table = figures.kde_models_figure(sups, stat, 0, 64, {m: CORPUS for m in sups})
+    (ax,) = fig.axes
+    assert len(ax.lines) == 3
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [t.split(" (")[0] for t in texts] == ["Small-1M", "Big-2M", "Neo-3M"]
+    expected = [ref_kurtosis(sups[m], 0) for m in ("small", "big", "neo")]
+    assert legend_kurtoses(ax) == [pytest.approx(k, abs=0.006) for k in expected]
+    assert CORPUS in ax.get_title()
+
+
+def test_scaling_law_rows_and_values(tables):
+    root, sups = tables
+    stat = figures.read_statistics(root / "statistics.parquet")
+    fig, table = figures.scaling_law_figure(stat)
+    assert len(table) == sum(MODELS[m][3] for m in sups)  # one row per (model, layer) ...
+    assert not table.duplicated(["model", "layer"]).any()
+    assert (table.n == 48).all()  # ... at n = N, although the statistics hold n = 16, 32 too
+    for r in table.itertuples():
+        assert r.kurtosis == pytest.approx(ref_kurtosis(sups[r.model], r.layer))
+    mean_small = np.mean([ref_kurtosis(sups["small"], l) for l in range(3)])
+    assert table[table.model == "small"].mean_kurtosis_model.iloc[0] == pytest.approx(mean_small)
+    ax1, ax2 = fig.axes
+    assert len(ax1.lines) == 3 and ax2.get_xscale() == "log"
+    # colour by family: the two gpt2 models share a hue, the NeoX model has another; the larger is darker
+    colours = {ln.get_label().split(" (")[0]: np.array(ln.get_color()[:3]) for ln in ax1.lines}
+    assert colours["Big-2M"].sum() < colours["Small-1M"].sum()
+    assert np.argmax(colours["Small-1M"]) == np.argmax(colours["Big-2M"]) != np.argmax(colours["Neo-3M"])
+    assert_no_empty_axes(fig)
+
+
+def test_angles(tables):
+    root, _ = tables
+    sup, corpus = figures.read_superposition(root / "superposition" / "neo.parquet", kinds=("cos_white", "cos_act"))
+    fig, table = figures.angles_figure(sup, "Neo-3M", ["first", "middle", "last"], corpus)
+    assert sorted(table.layer.unique()) == [0, 2, 4]
+    panels = [ax for ax in fig.axes if ax.patches]
+    assert len(panels) == 3
+    for ax in panels:
+        assert any(np.allclose(ln.get_xdata(), 90.0) for ln in ax.lines)  # 90° marked
+    w = sup[(sup.kind == "cos_white") & (sup.layer == 2) & (sup.i < sup.j)]["value"].to_numpy()
+    got = table[(table.layer == 2) & (table.space == "whitening")].angle_mean.iloc[0]
+    assert got == pytest.approx(np.mean(np.arccos(w)) * 180 / np.pi)
+    d = table[(table.layer == 2) & (table.space == "activation")]
+    assert (d.density * (d.bin_right - d.bin_left)).sum() == pytest.approx(1.0)
+    assert_no_empty_axes(fig)
+
+
+def test_convergence_uses_first_n_submatrix(tables):
+    root, sups = tables
+    stat = figures.read_statistics(root / "statistics.parquet")
+    sup, corpus = figures.read_superposition(root / "superposition" / "small.parquet")
+    ns = figures.convergence_ns(stat, "small", 1, 48, "statistics")
+    assert ns == [16, 32, 48]
+    fig, table = figures.convergence_figure(sup, "Small-1M", 1, ns, 64, corpus)
+    ks = table.drop_duplicates("n").set_index("n")["kurtosis"]
+    for n in ns:
+        assert ks[n] == pytest.approx(ref_kurtosis(sups["small"], 1, n))
+    ax1, ax2 = fig.axes
+    assert legend_kurtoses(ax1) == [pytest.approx(ks[n], abs=0.006) for n in ns]
+    np.testing.assert_allclose(ax2.lines[0].get_ydata(), [ks[n] for n in ns])
+    assert_no_empty_axes(fig)
+    with pytest.raises(figures.FigureError, match="largest n is 48"):
+        figures.convergence_ns(stat, "small", 1, 64, "statistics")
+
+
+def test_case_study_top_pair(tables):
+    root, sups = tables
+    sup = sups["big"]
+    items = pd.read_parquet(root / "knowledge" / "items.parquet")
+    md, table = figures.case_study(sup, items, "Big-2M", 0, 20, CORPUS)
+    p = sup[(sup.kind == "P") & (sup.layer == 0) & (sup.i != sup.j)]
+    best = p.loc[p.value.abs().idxmax()]
+    assert (table.i.iloc[0], table.j.iloc[0]) == (best.i, best.j)
+    assert table.value.iloc[0] == best.value
+    assert len(table) == 20 and (np.diff(table.abs_value) <= 0).all() and (table.i != table.j).all()
+    top20 = np.sort(p.value.abs().to_numpy())[::-1][:20]
+    np.testing.assert_allclose(table.abs_value, top20)
+    i = int(best.i)
+    assert table.fact_i.iloc[0] == f"The capital of [Country {i}] number {i} is [City {i}]"
+    assert table.case_id_i.iloc[0] == 1000 + i
+    row1 = md.splitlines()[6]
+    assert row1.startswith(f"| 1 | {best.value:.4f} | {i} |") and CORPUS in md
+    with pytest.raises(figures.FigureError, match="no row for item"):
+        figures.case_study(sup, items[items.item != 5], "Big-2M", 0, 20, CORPUS)
+
+
+def test_run_functions_write_png_and_csv(tables, tmp_path):
+    root, _ = tables
+    sup_path = root / "superposition" / "small.parquet"
+    figures.run_kde(sup_path, "small", tmp_path / "k.png", tmp_path / "k.csv", "Small-1M", 32, 72)
+    from matplotlib.image import imread
+    img = imread(tmp_path / "k.png")
+    assert img.ndim == 3 and img.shape[0] > 50
+    csv = pd.read_csv(tmp_path / "k.csv")
+    assert set(csv.layer) == {0, 1, 2} and (csv.corpus_id == CORPUS).all() and (csv.model == "small").all()
+    from PIL import Image
+    figures.run_scaling_law(root / "statistics.parquet", tmp_path / "s.png", tmp_path / "s.csv", 300)
+    assert Image.open(tmp_path / "s.png").info["dpi"] == pytest.approx((300, 300), abs=0.01)
+
+
+def test_missing_corpus_id_is_an_error(tables, tmp_path):
+    root, sups = tables
+    io.write_parquet(sups["small"], tmp_path / "s.parquet", metadata={"model": "small"})
+    with pytest.raises(figures.FigureError, match="corpus_id"):
+        figures.read_superposition(tmp_path / "s.parquet")

@@ -1,0 +1,137 @@
+"""`snakemake --report` over the figure rules, opened in headless Debian chromium.
+
+The figure rules (rules/common.smk + rules/figures.smk, included by a small Snakefile in a temporary folder) run
+on the synthetic tables of tests/test_figures.py; the report must load offline, group the figures by category,
+list every registered file by name and show each caption with the corpus behind C.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_figures as synth  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed "
+                                                          "(apt-get install -y chromium)")
+MODELS = ("small", "neo")  # two families, two sizes
+CATEGORIES = ("heatmaps", "kde", "scaling law", "angles", "convergence", "case study")
+
+# Types 're:.' into the report's search box (React listens to input + Enter), then optionally opens the info
+# panel of one file: the dumped DOM then lists every result and that file's rendered caption.
+PROBE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const box = document.querySelector('input[placeholder="Search..."]');
+  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(box, 're:.');
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+  box.dispatchEvent(new KeyboardEvent('keypress', {key: 'Enter', charCode: 13, keyCode: 13, which: 13,
+                                                   bubbles: true}));
+  setTimeout(() => {
+    for (const td of document.querySelectorAll('td')) {
+      if (td.textContent.endsWith('/%s')) td.parentElement.querySelector('a[iconname="%s"]').click();
+    }
+  }, 300);
+}, 300));
+</script>"""
+
+
+def chromium(url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+           "--virtual-time-budget=10000", "--window-size=1400,1000", *args, url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True)
+
+
+def visible_text(dom: str) -> str:
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def probe(report: Path, tmp: Path, name: str, icon: str, dump: bool = True) -> str:
+    html = report.read_text()
+    cut = html.rfind("</body>")
+    page = tmp / f"probe_{name}_{icon}.html"
+    page.write_text(html[:cut] + PROBE % (name, icon) + html[cut:])
+    if not dump:
+        return str(page)
+    return visible_text(chromium(page.as_uri(), tmp, "--dump-dom").stdout)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    work = tmp_path_factory.mktemp("report_wf")
+    synth.write_tables(work / "results", n_items=32, models=MODELS, ns=(16, 32))
+    (work / "Snakefile").write_text(
+        'configfile: "config.yaml"\n\n'
+        f'include: "{ROOT / "rules" / "common.smk"}"\n'
+        f'include: "{ROOT / "rules" / "figures.smk"}"\n\n'
+        "rule all:\n    input: ALL_TARGETS\n")
+    models = "".join(f"  {m}: {{gguf: none, label: {synth.MODELS[m][0]}}}\n" for m in MODELS)
+    (work / "config.yaml").write_text(f"results: results\nmodels:\n{models}"
+                                      "figures: {dpi: 60, kde_points: 64, angle_layers: [first, last]}\n")
+    snake = [sys.executable, "-m", "snakemake", "--cores", "2", "--snakefile", str(work / "Snakefile"),
+             "--directory", str(work)]
+    run = subprocess.run([*snake, "figures"], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    rep = subprocess.run([*snake, "--report", str(work / "report.html")], capture_output=True, text=True,
+                         timeout=300)
+    assert rep.returncode == 0, rep.stderr[-4000:]
+    assert "ERROR" not in rep.stderr, rep.stderr[-4000:]  # docutils errors in a caption
+    return work
+
+
+def registered_files(work: Path) -> list[str]:
+    """Every figure output the rules mark for the report (all but the per-model heatmap CSVs)."""
+    figs = sorted(p.relative_to(work).as_posix() for p in (work / "results" / "figures").rglob("*")
+                  if p.suffix in (".png", ".csv", ".md"))
+    return [f for f in figs if not re.fullmatch(r"results/figures/heatmaps/heatmaps_(small|neo)\.csv", f)]
+
+
+def test_report_loads_offline_with_categories(built, tmp_path):
+    report = built / "report.html"
+    html = report.read_text()
+    assert not re.search(r'(src|href)="https?://', html), "the report must be self-contained"
+    text = visible_text(chromium(report.as_uri(), tmp_path, "--dump-dom").stdout)
+    assert "Snakemake Report" in text and "Results" in text
+    for category in CATEGORIES:
+        assert f" {category} " in text, f"category {category!r} missing from the navigation"
+    shot = tmp_path / "report.png"
+    chromium(report.as_uri(), tmp_path, f"--screenshot={shot}")
+    from PIL import Image
+    import numpy as np
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (1000, 1400) and img.std() > 10  # something was drawn, not a blank page
+
+
+def test_report_lists_every_figure_by_name(built, tmp_path):
+    text = probe(built / "report.html", tmp_path, "none", "eye")
+    expected = registered_files(built)
+    assert len(expected) == len(MODELS) * 9 + 3 * 2  # per model 5 families × 2 files but the heatmap CSV; 3 shared
+    for name in expected:
+        assert name in text, f"{name} not listed in the report"
+    assert "heatmaps/heatmaps_small.csv" not in text  # a copy of P: kept beside the PNG, not in the report
+
+
+@pytest.mark.parametrize("name", ["kde_small.png", "scaling_law.png", "case_study_neo.md"])
+def test_caption_names_the_corpus(built, tmp_path, name):
+    text = probe(built / "report.html", tmp_path, name, "information-circle")
+    assert f"Corpus behind C: {synth.CORPUS}" in text
+    assert "How to read it" in text
+
+
+def test_report_shows_a_figure(built, tmp_path):
+    page = probe(built / "report.html", tmp_path, "heatmaps_all_models_layer0.png", "eye", dump=False)
+    text = visible_text(chromium(Path(page).as_uri(), tmp_path, "--dump-dom").stdout)
+    assert "heatmaps_all_models_layer0.png" in text
+    dom = chromium(Path(page).as_uri(), tmp_path, "--dump-dom").stdout
+    assert re.search(r'<img[^>]+src="data:image/png;[^"]*heatmaps_all_models_layer0\.png', dom), \
+        "the heatmap PNG is not displayed"
