@@ -31,3 +31,28 @@ def model_mem_mb(model, factor=2):
 def model_runtime(model):
     """Minutes: generous for a cluster, scaled by model size."""
     return int(60 + 30 * model_size_gb(model))
+
+
+# Figures (rules/figures.smk): the label of a model, and the corpus behind C named in the figure captions.
+def fig_label(wc):
+    return config["models"][wc.model].get("label", wc.model)
+
+
+def fig_corpus(*tables):
+    """corpus_id of finished tables (metadata, else a corpus_id column), for captions; params derived from input
+    are no rerun trigger, and before the tables exist this is a placeholder."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    ids = set()
+    for t in tables:
+        if not os.path.exists(t):
+            return "(named in the figure once its tables exist)"
+        schema = pq.read_schema(t)
+        meta = schema.metadata or {}
+        if b"kis.corpus_id" in meta:
+            ids.add(json.loads(meta[b"kis.corpus_id"]))
+        elif "corpus_id" in schema.names:
+            ids.update(str(c) for c in pq.read_table(t, columns=["corpus_id"]).column(0).unique().to_pylist())
+    return ", ".join(sorted(ids)) or "(no corpus_id in the tables)"

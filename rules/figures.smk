@@ -1,8 +1,6 @@
 # The paper's figures, from the Parquet tables only (no model is loaded): PNG + the CSV behind it, in the report.
 # One target rule per family (heatmaps, kde, scaling_law, angles, convergence, case_study); `figures` builds all.
 # Every setting that changes a figure is in that figure's params, so only that figure reruns when it changes.
-import json
-import os
 import re
 
 FIGURES = {"dpi": 300, "heatmap_layers": "all", "convergence_layer": 0, "case_study_layer": 0,
@@ -13,26 +11,6 @@ FIG_COMPARE_LAYER = 0  # the paper's side-by-side of all models is at layer 0
 FIG_MODEL = "|".join(re.escape(m) for m in MODELS)  # keeps {model} off the all-model file names
 SUPERPOSITION_TABLE = f"{RESULTS}/superposition/{{model}}.parquet"
 STATISTICS_TABLE = f"{RESULTS}/statistics.parquet"
-
-
-def fig_label(wc):
-    return config["models"][wc.model].get("label", wc.model)
-
-
-def fig_corpus(*tables):
-    """corpus_id of finished tables, for the captions (a param derived from input is no rerun trigger)."""
-    import pyarrow.parquet as pq
-
-    ids = set()
-    for t in tables:
-        if not os.path.exists(t):
-            return "(named in the figure once its tables exist)"
-        meta = pq.read_schema(t).metadata or {}
-        if b"kis.corpus_id" in meta:
-            ids.add(json.loads(meta[b"kis.corpus_id"]))
-        elif "corpus_id" in pq.read_schema(t).names:
-            ids.update(str(c) for c in pq.read_table(t, columns=["corpus_id"]).column(0).unique().to_pylist())
-    return ", ".join(sorted(ids)) or "(no corpus_id in the tables)"
 
 
 rule fig_heatmap:
@@ -53,6 +31,8 @@ rule fig_heatmap:
         model=FIG_MODEL,
     log:
         f"{LOGS}/fig_heatmap/{{model}}.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_heatmap.py"
 
@@ -74,6 +54,8 @@ rule fig_heatmap_models:
         corpus=lambda wc, input: fig_corpus(*input.tables),
     log:
         f"{LOGS}/fig_heatmap_models/heatmap_models.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_heatmap_models.py"
 
@@ -96,6 +78,8 @@ rule fig_kde:
         model=FIG_MODEL,
     log:
         f"{LOGS}/fig_kde/{{model}}.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_kde.py"
 
@@ -118,6 +102,8 @@ rule fig_kde_models:
         corpus=lambda wc, input: fig_corpus(*input.tables),
     log:
         f"{LOGS}/fig_kde_models/kde_models.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_kde_models.py"
 
@@ -136,6 +122,8 @@ rule fig_scaling_law:
         corpus=lambda wc, input: fig_corpus(input.statistics),
     log:
         f"{LOGS}/fig_scaling_law/scaling_law.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_scaling_law.py"
 
@@ -158,6 +146,8 @@ rule fig_angles:
         model=FIG_MODEL,
     log:
         f"{LOGS}/fig_angles/{{model}}.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_angles.py"
 
@@ -182,6 +172,8 @@ rule fig_convergence:
         model=FIG_MODEL,
     log:
         f"{LOGS}/fig_convergence/{{model}}.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_convergence.py"
 
@@ -205,6 +197,8 @@ rule fig_case_study:
         model=FIG_MODEL,
     log:
         f"{LOGS}/fig_case_study/{{model}}.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_case_study.py"
 
