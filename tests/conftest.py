@@ -4,3 +4,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tiny.py, tests/wf.py
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole workflow (default target) finished once on tiny GPT-2 + Llama models; returns the config path.
+
+    Tests may dry-run against it with other configs pointing at the same results, but must not rebuild it.
+    """
+    import wf
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    config = wf.tiny_config(root, families=("gpt2", "llama"))
+    wf.snakemake(config, "--cores", "2")
+    return config

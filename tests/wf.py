@@ -59,6 +59,8 @@ def tiny_config(tmp_path: Path, families=("gpt2",), overrides: dict | None = Non
         cfg["facts"] = {**cfg["facts"], "source": "local", "path": str(facts_file())}
     if "analysis" in cfg:
         cfg["analysis"] = {**cfg["analysis"], "n_items": 16, "require_known": False}
+    if "editing" in cfg:  # random models know nothing: edit and hold out facts regardless, a short stream
+        cfg["editing"] = {**cfg["editing"], "require_known": False, "n_edits": 4, "n_test": 4, "eval_every": 2}
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
