@@ -56,3 +56,23 @@ def fig_corpus(*tables):
         elif "corpus_id" in schema.names:
             ids.update(str(c) for c in pq.read_table(t, columns=["corpus_id"]).column(0).unique().to_pylist())
     return ", ".join(sorted(ids)) or "(no corpus_id in the tables)"
+
+
+# Editing (rules/editing.smk): the names editing.published / overrides may give a model, and the settings of one
+# (model, method) trajectory — only what changes it, so editing another method's entry reruns nothing here.
+def edit_names(wc):
+    spec = config["models"][wc.model]
+    return [n for n in (wc.model, spec.get("hub_id"), spec.get("gguf"), spec.get("local_dir")) if n]
+
+
+def edit_settings(wc):
+    editing = config.get("editing", {})
+    common = ("n_edits", "n_test", "eval_every", "seed", "require_known", "max_neighborhood", "cov_ridge",
+              "kl_prompt", "context_templates", "layer_fraction")
+    out = {k: editing[k] for k in common if k in editing}
+    out["defaults"] = {wc.method: editing.get("defaults", {}).get(wc.method, {})}
+    for table in ("published", "overrides"):
+        entries = editing.get(table) or {}
+        out[table] = {n: {wc.method: entries[n][wc.method]} for n in edit_names(wc)
+                      if wc.method in (entries.get(n) or {})}
+    return out

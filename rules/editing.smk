@@ -1,29 +1,11 @@
 # Lifelong editing trajectories (ROME, MEMIT, AlphaEdit, DeltaEdit): a seeded stream of known facts is edited one
 # at a time; every eval_every edits one row records held-out confidence, retention, CounterFact success and the
 # interference on held-out keys, measured against the closed form Σ_i r_i P_ij (kis.editing, kis.trajectory).
+# Helpers edit_names / edit_settings (what a trajectory's params hold) are in rules/common.smk.
 EDITING = config.get("editing", {})
 EDIT_METHODS = list(EDITING.get("methods", ["rome", "memit", "alphaedit", "deltaedit"]))
-EDIT_COMMON = ("n_edits", "n_test", "eval_every", "seed", "require_known", "max_neighborhood", "cov_ridge",
-               "kl_prompt", "context_templates", "layer_fraction")
 TRAJECTORY = f"{RESULTS}/trajectories/{{model}}/{{method}}.parquet"
 EDIT_FIG = f"{RESULTS}/figures/trajectories"
-
-
-def edit_names(wc):
-    """Names under which `published` / `overrides` may list this model: config key, hub id, GGUF or directory."""
-    spec = config["models"][wc.model]
-    return [n for n in (wc.model, spec.get("hub_id"), spec.get("gguf"), spec.get("local_dir")) if n]
-
-
-def edit_settings(wc):
-    """Only what changes this (model, method) trajectory: the common settings and this method's entries."""
-    out = {k: EDITING[k] for k in EDIT_COMMON if k in EDITING}
-    out["defaults"] = {wc.method: EDITING.get("defaults", {}).get(wc.method, {})}
-    for table in ("published", "overrides"):
-        entries = EDITING.get(table) or {}
-        out[table] = {n: {wc.method: entries[n][wc.method]} for n in edit_names(wc)
-                      if wc.method in (entries.get(n) or {})}
-    return out
 
 
 rule trajectory:
@@ -72,6 +54,8 @@ rule fig_trajectories:
         dpi=config.get("figures", {}).get("dpi", 300),
     log:
         f"{LOGS}/fig_trajectories/trajectories.log",
+    conda:
+        "../envs/figures.yaml"
     script:
         "../workflow/scripts/fig_trajectories.py"
 
@@ -82,4 +66,5 @@ rule trajectories:
         rules.fig_trajectories.output,
 
 
-ALL_TARGETS += list(rules.fig_trajectories.output)
+if EDITING:  # a config without an editing section (e.g. the paper's superposition study) builds no trajectories
+    ALL_TARGETS += list(rules.fig_trajectories.output)
