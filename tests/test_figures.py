@@ -286,3 +286,11 @@ def test_missing_corpus_id_is_an_error(tables, tmp_path):
     io.write_parquet(sups["small"], tmp_path / "s.parquet", metadata={"model": "small"})
     with pytest.raises(figures.FigureError, match="corpus_id"):
         figures.read_superposition(tmp_path / "s.parquet")
+
+
+def test_case_study_bad_prompt_names_file_item_and_field(tables):
+    root, sups = tables
+    items = pd.read_parquet(root / "knowledge" / "items.parquet")
+    items.loc[items.item == 7, "prompt"] = "no placeholder here"
+    with pytest.raises(figures.FigureError, match=r"items\.parquet: item 7: field 'prompt'"):
+        figures.case_study(sups["big"], items, "Big-2M", 0, 20, CORPUS, where="items.parquet")

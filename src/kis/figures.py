@@ -123,10 +123,10 @@ def convergence_ns(stat: pd.DataFrame, model: str, layer: int, n_all: int, where
     return ns
 
 
-def fact_text(item) -> str:
+def fact_text(item, where: str = "items") -> str:
     """'prompt with [subject] [target]', e.g. 'The mother tongue of [Danielle Darrieux] is [French]'."""
     if "{}" not in item.prompt:
-        raise FigureError(f"items: item {item.item}: field 'prompt' has no '{{}}' for the subject: {item.prompt!r}")
+        raise FigureError(f"{where}: item {item.item}: field 'prompt' has no '{{}}' for the subject: {item.prompt!r}")
     return item.prompt.replace("{}", f"[{item.subject}]", 1) + f" [{item.target_true}]"
 
 
@@ -381,20 +381,21 @@ def convergence_figure(sup: pd.DataFrame, label: str, layer: int, ns: list[int],
     return fig, table
 
 
-def case_study(sup: pd.DataFrame, items: pd.DataFrame, label: str, layer: int, top: int, corpus_id: str):
+def case_study(sup: pd.DataFrame, items: pd.DataFrame, label: str, layer: int, top: int, corpus_id: str,
+               where: str = "items"):
     """The `top` off-diagonal entries with the largest |P_ij| and the two facts of each: (Markdown, frame)."""
-    check_columns(items, ITEM_COLUMNS, "items")
+    check_columns(items, ITEM_COLUMNS, where)
     m = matrix(sup, "P", layer, f"superposition of {label}")
     by_item = items.set_index("item")
     if by_item.index.duplicated().any():
-        raise FigureError(f"items: item {by_item.index[by_item.index.duplicated()][0]} appears twice")
+        raise FigureError(f"{where}: item {by_item.index[by_item.index.duplicated()][0]} appears twice")
     missing = sorted(set(range(len(m))) - set(by_item.index))
     if missing:
-        raise FigureError(f"items: no row for item(s) {missing[:10]} of the {len(m)}×{len(m)} P of {label}")
+        raise FigureError(f"{where}: no row for item(s) {missing[:10]} of the {len(m)}×{len(m)} P of {label}")
     ii, jj = np.nonzero(~np.eye(len(m), dtype=bool))
     vals = m[ii, jj]
     order = np.lexsort((jj, ii, -np.abs(vals)))[:top]  # largest |P_ij| first, ties by (i, j)
-    texts = {int(r.item): fact_text(r) for r in items.itertuples()}
+    texts = {int(r.item): fact_text(r, where) for r in items.itertuples()}
     cols = {"rank": np.arange(1, len(order) + 1), "layer": layer, "i": ii[order], "j": jj[order],
             "value": vals[order], "abs_value": np.abs(vals[order])}
     table = pd.DataFrame(cols)
@@ -499,7 +500,7 @@ def run_convergence(table, statistics, model, png, csv, label, layer, points, dp
 
 def run_case_study(table, items, model, md, csv, label, layer, top):
     sup, corpus_id = read_superposition(table)
-    text, frame = case_study(sup, pd.read_parquet(items), label, layer, top, corpus_id)
+    text, frame = case_study(sup, pd.read_parquet(items), label, layer, top, corpus_id, where=str(items))
     frame.insert(0, "model", model)
     with io.atomic_path(md) as tmp:
         Path(tmp).write_text(text)
