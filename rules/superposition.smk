@@ -18,12 +18,14 @@ rule keys:
         f"{LOGS}/keys/{{model}}.log",
     benchmark:
         f"{BENCH}/keys/{{model}}.tsv"
+    threads: 2  # torch uses exactly these: more threads than free cores makes small forwards ~18x slower
     conda:
         "../envs/torch.yaml"
     resources:
         # batching never changes the keys; halved on each retry after an out-of-memory error
         batch_size=lambda wc, attempt: max(1, KEYS["batch_size"] // 2 ** (attempt - 1)),
         gpu=1,
+        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
         mem_mb=lambda wc: model_mem_mb(wc.model),
         runtime=lambda wc: model_runtime(wc.model),
     script:
@@ -43,10 +45,12 @@ rule superposition:
         f"{LOGS}/superposition/{{model}}.log",
     benchmark:
         f"{BENCH}/superposition/{{model}}.tsv"
+    threads: 2  # torch uses exactly these: more threads than free cores makes small forwards ~18x slower
     conda:
         "../envs/torch.yaml"
     resources:
         gpu=1,
+        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
         mem_mb=lambda wc: model_mem_mb(wc.model),
         runtime=lambda wc: model_runtime(wc.model),
     script:
