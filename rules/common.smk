@@ -33,6 +33,31 @@ def model_runtime(model):
     return int(60 + 30 * model_size_gb(model))
 
 
+def model_gpu_model(model):
+    """SLURM gpu_model for a model's GPU jobs (config models.<m>.gpu_model, e.g. a100); "" asks for any GPU.
+
+    GPU rules declare `gpu=1, gpu_model=lambda wc: model_gpu_model(wc.model)`; the SLURM plugin turns this into
+    `--gpus=<gpu_model>:1` (or `--gpus=1`); locally `--resources gpu=N` caps concurrent GPU jobs.
+    """
+    return config["models"][model].get("gpu_model") or ""
+
+
+# Reruns (profiles/, tests/test_reruns.py): a model entry's keys that only place or label its jobs, never change a
+# result — prepare_model's params leave them out, so editing them reruns no model job.
+MODEL_RESULT_FREE = ("label", "size_gb", "gpu_model", "covariance")
+
+
+def model_result_spec(wc):
+    """The model entry minus MODEL_RESULT_FREE: what prepare_model's manifest (and everything after it) depends on."""
+    return {k: v for k, v in config["models"][wc.model].items() if k not in MODEL_RESULT_FREE}
+
+
+def model_max_length(model):
+    """Tokens per corpus text for this model's C: models.<m>.covariance.max_length, else corpus.max_length."""
+    own = config["models"][model].get("covariance") or {}
+    return own["max_length"] if "max_length" in own else config["corpus"].get("max_length")
+
+
 # Figures (rules/figures.smk): the label of a model, and the corpus behind C named in the figure captions.
 def fig_label(wc):
     return config["models"][wc.model].get("label", wc.model)

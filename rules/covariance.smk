@@ -21,7 +21,7 @@ rule covariance:
     output:
         cov=protected(f"{RESULTS}/covariance/{{model}}.safetensors"),
     params:
-        max_length=config["corpus"].get("max_length"),
+        max_length=lambda wc: model_max_length(wc.model),  # models.<m>.covariance.max_length, else corpus
         store_dtype=config["covariance"].get("store_dtype", "float64"),
         checkpoint_every=config["covariance"].get("checkpoint_every", 10),
         checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint.pt",
@@ -35,6 +35,7 @@ rule covariance:
         # the budget only changes batching, never C: halved on each retry after an out-of-memory error
         token_budget=lambda wc, attempt: max(16, config["covariance"].get("token_budget", 4096) // 2 ** (attempt - 1)),
         gpu=1,
+        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
         mem_mb=lambda wc: model_mem_mb(wc.model, factor=3),
         runtime=lambda wc: model_runtime(wc.model),
     script:

@@ -42,6 +42,7 @@ rule known:
         # batching never changes which facts are known; halved on each retry after an out-of-memory error
         batch_size=lambda wc, attempt: max(1, ANALYSIS["known_batch_size"] // 2 ** (attempt - 1)),
         gpu=1,
+        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
         mem_mb=lambda wc: model_mem_mb(wc.model),
         runtime=lambda wc: model_runtime(wc.model),
     script:
