@@ -29,6 +29,7 @@ rule covariance:
         f"{LOGS}/covariance/{{model}}.log",
     benchmark:
         f"{BENCH}/covariance/{{model}}.tsv"
+    threads: 8  # capped at --cores; torch uses exactly these (oversubscribed cores make forwards many times slower)
     conda:
         "../envs/torch.yaml"
     resources:

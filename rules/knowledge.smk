@@ -36,6 +36,7 @@ rule known:
         f"{LOGS}/known/{{model}}.log",
     benchmark:
         f"{BENCH}/known/{{model}}.tsv"
+    threads: 2  # torch uses exactly these
     conda:
         "../envs/torch.yaml"
     resources:

@@ -4,6 +4,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 from kis import covariance, io, models  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)  # noqa: F821 — never more threads than the job was given
 
 sm = snakemake  # noqa: F821
 log = io.setup_logging(sm.log[0])
