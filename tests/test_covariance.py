@@ -185,3 +185,16 @@ def test_smaller_budget_after_a_kill_resumes_too(tmp_path):
 def test_context_length_from_config():
     model, _ = tiny.model("gpt2")
     assert covariance.context_length(model) == 128
+
+
+def test_wide_keys_take_the_half_product_path_and_match_the_reference():
+    """f ≥ 512 accumulates only the blocks on and above the diagonal, then mirrors: same C as the reference."""
+    from transformers import AutoModelForCausalLM
+
+    _, tok = tiny.model("llama")
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_config(tiny.config("llama", len(tok), f=600)).eval()
+    ref, _ = reference(model, tok, TEXTS, "llama", max_length=40)
+    covs = covariance.finalize(*covariance.collect(model, tok, TEXTS, max_length=40, token_budget=64))
+    for c, r in zip(covs, ref):
+        assert torch.linalg.norm(c - r) / torch.linalg.norm(r) < 1e-6

@@ -147,9 +147,15 @@ def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget
             log.warning("checkpoint %s belongs to other settings (fingerprint %s != %s); starting over",
                         ckpt, state.get("fingerprint"), fingerprint_id)
 
+    h = f // 2 if f >= 512 else 0  # above the diagonal only: 3/4 of the products (S is mirrored at the end)
+
     def add(layer, k):
         k = k.float()
-        sums[layer] += (k.T @ k).double()
+        if h:
+            sums[layer][:h] += (k[:, :h].T @ k).double()              # rows 0..h: the top half, whole width
+            sums[layer][h:, h:] += (k[:, h:].T @ k[:, h:]).double()   # the bottom-right block
+        else:
+            sums[layer] += (k.T @ k).double()
 
     total = int(lengths.sum())
     remaining = order[done:]
@@ -168,6 +174,9 @@ def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget
                          tokens_per_s=tokens_run / max(time.perf_counter() - start, 1e-9))
             if ckpt is not None and batch_no % checkpoint_every == 0 and done < len(rows):
                 _save_checkpoint(ckpt, {"fingerprint": fingerprint_id, "sums": sums, "count": count, "done": done})
+    if h:
+        for s in sums:
+            s[h:, :h] = s[:h, h:].T  # the bottom-left block was never accumulated: mirror it
     return sums, count
 
 
