@@ -294,3 +294,8 @@ def test_case_study_bad_prompt_names_file_item_and_field(tables):
     items.loc[items.item == 7, "prompt"] = "no placeholder here"
     with pytest.raises(figures.FigureError, match=r"items\.parquet: item 7: field 'prompt'"):
         figures.case_study(sups["big"], items, "Big-2M", 0, 20, CORPUS, where="items.parquet")
+
+
+def test_parameter_counts_read_like_people_write_them():
+    assert [figures.human(n) for n in (42_600, 134_515_008, 1.5e9, 6.05e9, 999)] == \
+        ["42.6K", "135M", "1.5B", "6.05B", "999"]

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from . import io  # noqa: E402
@@ -137,6 +138,14 @@ def corpus_note(corpus_ids) -> str:
     return "C from corpus " + ", ".join(ids)
 
 
+def human(n: float) -> str:
+    """Parameter counts as people write them: 42K, 135M, 1.5B."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.3g}"
+
+
 def model_order(stat: pd.DataFrame, models, where: str = "statistics") -> pd.DataFrame:
     """One row per model (model, label, family, n_params), smallest first."""
     info = stat.drop_duplicates("model").set_index("model")
@@ -195,7 +204,7 @@ def heatmap_models_figure(sups: dict, stat: pd.DataFrame, layer: int, corpus_ids
     for ax, r in zip(axes, order.itertuples()):
         m = matrix(sups[r.model], "P", layer, f"superposition of {r.model}")
         im = _heat(ax, m)
-        ax.set_title(f"{r.label}\n{r.n_params / 1e6:,.0f}M parameters", fontsize=10)
+        ax.set_title(f"{r.label}\n{human(r.n_params)} parameters", fontsize=10)
         ii, jj = np.indices(m.shape)
         rows.append(pd.DataFrame({"model": r.model, "label": r.label, "n_params": r.n_params, "layer": layer,
                                   "i": ii.ravel(), "j": jj.ravel(), "value": m.ravel(),
@@ -293,7 +302,7 @@ def scaling_law_figure(stat: pd.DataFrame):
     for r in info.itertuples():
         d = table[table["model"] == r.model]
         ax1.plot(d["rel_depth"], d["kurtosis"], "-o", ms=3, lw=1.3, color=colours[r.model],
-                 label=f"{r.label} ({r.n_params / 1e6:,.0f}M)")
+                 label=f"{r.label} ({human(r.n_params)})")
     ax1.set_xlabel("relative depth (layer / (L − 1))")
     ax1.set_ylabel("kurtosis of off-diagonal P")
     ax1.set_title("Kurtosis across layers", fontsize=10)
@@ -308,6 +317,10 @@ def scaling_law_figure(stat: pd.DataFrame):
             ax2.annotate(r.label, (r.n_params, r.mean_kurtosis_model), fontsize=7, xytext=(4, 4),
                          textcoords="offset points")
     ax2.set_xscale("log")
+    ax2.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+    ax2.xaxis.set_minor_formatter(NullFormatter())
+    if np.log10(info["n_params"].max() / info["n_params"].min()) < 1:  # under a decade: no major tick inside
+        ax2.set_xticks(sorted(info["n_params"].unique()))
     ax2.set_xlabel("parameters")
     ax2.set_ylabel("mean kurtosis over layers")
     ax2.set_title("Mean kurtosis against model size", fontsize=10)
