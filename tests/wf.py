@@ -87,7 +87,7 @@ def snakemake(config: Path, *args: str, cwd: Path | None = None, check: bool = T
 
 def planned_jobs(config: Path, *targets: str, extra=()) -> dict[str, int]:
     """Dry run: {rule: number of jobs} that snakemake would run now."""
-    proc = snakemake(config, "-n", "--quiet", "rules", *extra, *targets)
+    proc = snakemake(config, "-n", *targets, *extra, "--quiet", "rules")  # --quiet takes several values: last
     counts, started = {}, False
     for line in (proc.stdout + proc.stderr).splitlines():
         parts = line.split()
