@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 import torch  # noqa: E402
 
-from kis import covariance, editing, models, rome  # noqa: E402
+from kis import covariance, editing, models  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 WIKI = SHARED / "wikipedia" / "enwiki_2015_sample.jsonl.gz"

@@ -34,6 +34,21 @@ def test_one_update_maps_key_to_value(seed):
     np.testing.assert_allclose((W + dW.numpy()) @ k, v, rtol=0, atol=1e-10 * np.abs(v).max())
 
 
+def test_update_along_another_key_direction_still_writes_v_exactly():
+    rng = np.random.default_rng(10)
+    d, f = 5, 9
+    C, W = spd(f, rng), rng.standard_normal((d, f))
+    k0, kbar, v = rng.standard_normal(f), rng.standard_normal(f), rng.standard_normal(d)
+    lam, u, dW = editing.rome_update(t(W), editing.cholesky(t(C)), t(k0), t(v), k_dir=t(kbar))
+    u_np = np.linalg.solve(C, kbar)
+    np.testing.assert_allclose(dW.numpy(), np.outer((v - W @ k0) / (u_np @ k0), u_np), rtol=1e-9)
+    np.testing.assert_allclose((W + dW.numpy()) @ k0, v, atol=1e-10)
+    # the change on any key is still r P with r = ΔW k̄ and P from u = C⁻¹k̄
+    kj = rng.standard_normal(f)
+    r = dW.numpy() @ kbar
+    np.testing.assert_allclose(dW.numpy() @ kj, r * (u_np @ kj) / (u_np @ kbar), rtol=1e-9)
+
+
 def test_keys_orthogonal_in_whitening_space_are_untouched():
     rng = np.random.default_rng(3)
     d, f = 6, 12

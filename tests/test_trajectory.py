@@ -1,5 +1,6 @@
 """Lifelong editing trajectories on tiny random models (seconds), the rule edge, the figures, the workflow, and the
 slow SmolLM2 acceptance run (50 sequential ROME edits)."""
+import logging
 import math
 import os
 import sys
@@ -87,8 +88,7 @@ def test_rome_trajectory_on_tiny_model(covs):
     facts = tiny_facts()
     ed = editing.make_editor("rome", model, tok, covs, hp_for("rome", covs, [1]), TEMPLATES)
     before = [trajectory.immediate(model, tok, f)[1] for f in facts[:5]]
-    frame = trajectory.run(model, tok, ed, facts[:5], facts[5:9], eval_every=2, model_name="tiny",
-                           templates=TEMPLATES)
+    frame = trajectory.run(model, tok, ed, facts[:5], facts[5:9], eval_every=2, model_name="tiny")
     assert frame.step.tolist() == [0, 2, 4, 5]
     assert list(frame.columns) == list(editing.TRAJECTORY_COLUMNS)
     assert (frame.status == "ok").all() and (frame.layer == 1).all()
@@ -115,7 +115,7 @@ def test_memit_family_trajectories_on_tiny_model(covs, method):
     model, tok = peaked_tiny()
     facts = tiny_facts()
     ed = editing.make_editor(method, model, tok, covs, hp_for(method, covs, [0, 1, 2]), TEMPLATES)
-    frame = trajectory.run(model, tok, ed, facts[:4], facts[6:9], eval_every=2, model_name="tiny", templates=TEMPLATES)
+    frame = trajectory.run(model, tok, ed, facts[:4], facts[6:9], eval_every=2, model_name="tiny")
     assert frame.step.tolist() == [0, 2, 4] and (frame.status == "ok").all()
     assert (frame.layer == 0).all()               # interference is measured at the first layer of the range
     assert frame.delta_w_fro.iloc[-1] > 0
@@ -155,7 +155,7 @@ def test_diverging_edit_is_recorded_and_stops_cleanly(covs, monkeypatch):
 
     monkeypatch.setattr(rome, "optimize_delta", sometimes_nan)
     ed = editing.make_editor("rome", model, tok, covs, hp_for("rome", covs, [1]), TEMPLATES)
-    frame = trajectory.run(model, tok, ed, facts[:6], facts[6:9], eval_every=1, templates=TEMPLATES)
+    frame = trajectory.run(model, tok, ed, facts[:6], facts[6:9], eval_every=1)
     assert frame.step.tolist() == [0, 1, 2, 3]
     assert frame.status.tolist() == ["ok", "ok", "ok", "diverged"]
     assert "non-finite" in frame.reason.iloc[-1] and frame.case_id.iloc[-1] == str(facts[2]["case_id"])
@@ -284,8 +284,9 @@ def test_workflow_trajectories_on_a_tiny_model(tmp_path):
 # ---------------------------------------------------------------- the real model (slow)
 
 @pytest.mark.slow
-def test_smollm2_fifty_sequential_rome_edits():
+def test_smollm2_fifty_sequential_rome_edits(caplog):
     """50 sequential ROME edits on SmolLM2-135M: every new edit takes, held-out P(target_true) falls."""
+    caplog.set_level(logging.INFO, logger="kis")
     if not (SHARED / "data" / "counterfact" / "counterfact_sample.json").exists():
         pytest.skip("needs ../shared/data/counterfact/counterfact_sample.json")
     try:
@@ -311,14 +312,19 @@ def test_smollm2_fifty_sequential_rome_edits():
         edit_ids += rest[:50 - len(edit_ids)]
     ed = editing.make_editor("rome", model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"])
     frame = trajectory.run(model, tok, ed, [by[i] for i in edit_ids], [by[i] for i in test_ids], eval_every=10,
-                           model_name="smollm2-135m", templates=settings["context_templates"])
-    cols = ["step", "heldout_p_true", "heldout_acc", "retention", "efficacy", "new_edit_efficacy", "new_edit_p_new",
-            "delta_w_fro", "interference_measured", "interference_predicted", "interference_rel_error", "seconds"]
+                           model_name="smollm2-135m")
+    cols = ["step", "heldout_p_true", "heldout_logp_true", "heldout_acc", "retention", "efficacy",
+            "new_edit_efficacy", "new_edit_p_new", "delta_w_fro", "interference_measured", "interference_predicted",
+            "interference_rel_error", "seconds"]
+    per_edit = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rome edit ")]
+    took = sum(": success," in m for m in per_edit)
     print(f"\nSmolLM2-135M, ROME layer {hp['layer']}, {len(edit_ids)} edits ({sum(i in known for i in edit_ids)} "
-          f"known), {len(test_ids)} held-out known facts")
+          f"known), {len(test_ids)} held-out known facts; {took} of {len(per_edit)} edits took right away")
     print(frame[cols].to_string(index=False))
     assert (frame.status == "ok").all()
-    assert frame.new_edit_efficacy[1:].min() >= 0.8            # each new edit takes
-    assert frame.heldout_p_true.iloc[-1] < 0.9 * frame.heldout_p_true.iloc[0]  # measurable fall
+    assert took >= 0.9 * len(edit_ids)                             # (nearly) every new edit takes
+    first, last = frame.iloc[0], frame.iloc[-1]
+    assert last.heldout_acc < first.heldout_acc                    # held-out facts are forgotten
+    assert last.heldout_logp_true < first.heldout_logp_true        # and their confidence falls
     assert frame.interference_rel_error[1:].max() < 1e-3
-    assert not math.isnan(frame.retention.iloc[-1])
+    assert not math.isnan(last.retention)

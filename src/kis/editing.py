@@ -41,6 +41,7 @@ TRAJECTORY_COLUMNS = {
     "reason": "why an edit diverged ('' when ok)",
     "case_id": "case id of the last edit of this step ('' at step 0)",
     "heldout_p_true": "mean over held-out facts of P(target_true | prompt) (product over target tokens)",
+    "heldout_logp_true": "mean over held-out facts of log P(target_true | prompt) (less dominated by sure facts)",
     "heldout_acc": "share of held-out facts whose target_true is the teacher-forced argmax at every token",
     "retention": "share of the edits so far whose target_new is still the argmax at every token",
     "efficacy": "share of edits so far with mean log p(new) > mean log p(true) on the rewrite prompt",
@@ -50,7 +51,8 @@ TRAJECTORY_COLUMNS = {
     "new_edit_p_new": "mean P(target_new | prompt) of the edits of this step right after they were applied",
     "v_prob": "mean over the edits of this step of exp(−NLL) at the end of the δ optimisation",
     "delta_w_fro": "‖W_n − W_0‖_F summed in squares over the edited layers",
-    "interference_measured": "mean over held-out keys j of ‖(W_n − W_0) k_j‖ at the measure layer",
+    "interference_measured": "mean over held-out keys j (bare prompt, subject's last token) of ‖(W_n − W_0) k_j‖ at "
+                             "the measure layer",
     "interference_predicted": "mean over held-out keys j of ‖Σ_i r_i P_ij‖ from the recorded r_i and keys",
     "interference_rel_error": "max over j of ‖measured_j − predicted_j‖ / ‖measured_j‖",
     "interference_measured_keys": "list: ‖(W_n − W_0) k_j‖ per held-out key",
@@ -85,10 +87,10 @@ def whiten(L: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return u[:, 0] if col else u
 
 
-def rome_update(W: torch.Tensor, L: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-    """(Λ, u, ΔW): u = C⁻¹k, Λ = (v − W k)/(uᵀk), ΔW = Λ uᵀ."""
+def rome_update(W: torch.Tensor, L: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_dir=None):
+    """(Λ, u, ΔW): u = C⁻¹k_dir (k_dir = k by default), Λ = (v − W k)/(uᵀk), ΔW = Λ uᵀ — so W' k = v exactly."""
     W, k, v = W.double(), k.double(), v.double()
-    u = whiten(L, k)
+    u = whiten(L, k if k_dir is None else k_dir.double())
     lam = (v - W @ k) / (u @ k)
     return lam, u, torch.outer(lam, u)
 
@@ -217,6 +219,12 @@ def _apply(model, layer: int, dW: torch.Tensor, where: str) -> None:
 
 
 class ROME:
+    """u = C⁻¹k̄, k̄ the key averaged over the context templates. value_key "mean" (the default; the closed form
+    above with k* = k̄, as r-ROME, Gupta et al. 2024): v* = W k̄ + δ, Λ = δ / (uᵀk̄). "prompt" (ROME's reference
+    code): v* = W k₀ + δ written exactly at the bare prompt's key k₀, Λ = δ / (uᵀk₀). Both are rank one along
+    C⁻¹k̄, so r_i = ΔW_i k̄_i and the interference formula is exact either way. When k₀ is far from k̄ (SmolLM2:
+    a one-token subject as the prompt's first token, uᵀk₀ / uᵀk̄ ≈ 1e-3) "prompt" makes Λ a thousand times larger:
+    the "disabling edit" that collapses ROME in sequential editing."""
     name = "rome"
 
     def __init__(self, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0):
@@ -239,8 +247,16 @@ class ROME:
         if not bool(torch.isfinite(res.delta).all()):
             raise EditDiverged(f"{where}: non-finite δ")
         W = models.ffn_weight(self.model, self.layer).detach().double()
-        v = W @ k + res.delta                                     # v* = W k* + δ
-        _lam, _u, dW = rome_update(W, self.chol[self.layer], k, v)
+        value_key = self.hp.get("value_key", "mean")
+        if value_key == "prompt":
+            k0 = rome.keys(self.model, self.tok, [(fact["prompt"], fact["subject"])], [self.layer], ["{}"])[
+                self.layer][0]
+        elif value_key == "mean":
+            k0 = k
+        else:
+            raise ValueError(f"rome value_key must be 'prompt' or 'mean', got {value_key!r}")
+        v = W @ k0 + res.delta                                    # v* = W k₀ + δ
+        _lam, _u, dW = rome_update(W, self.chol[self.layer], k0, v, k_dir=k)
         _apply(self.model, self.layer, dW, where)
         return EditResult(int(fact["case_id"]), k, dW @ k, res.prob, float(res.delta.norm()),
                           seconds=time.perf_counter() - t0, info={"steps": res.steps, "nll": res.nll})

@@ -96,6 +96,8 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
     by = {tag: (m, s, h) for tag, m, s, h in zip(tags, mean_lp, sum_lp, hit)}
     out = {"heldout_p_true": float(np.mean([np.exp(by[("test", j, 0, "true")][1]) for j in range(len(test))]))
            if test else float("nan"),
+           "heldout_logp_true": float(np.mean([by[("test", j, 0, "true")][1] for j in range(len(test))]))
+           if test else float("nan"),
            "heldout_acc": float(np.mean([by[("test", j, 0, "true")][2] for j in range(len(test))]))
            if test else float("nan")}
     if not edited:
@@ -143,12 +145,13 @@ def interference(L, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.n
 # ---------------------------------------------------------------- the loop
 
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
-        max_neighborhood: int = 5, batch_size: int = 32, templates=("{}",), progress=None) -> pd.DataFrame:
+        max_neighborhood: int = 5, batch_size: int = 32, progress=None) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits (and at step 0)."""
     ml = editor.measure_layer
     layers = sorted(set(editor.layers) | {ml})
     W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in layers}
-    K_test = rome.keys(model, tok, [(f["prompt"], f["subject"]) for f in test], [ml], templates)[ml].T  # f × m
+    # held-out keys of the prompts the metrics evaluate: bare prompt, subject's last token (as the paper's P)
+    K_test = rome.keys(model, tok, [(f["prompt"], f["subject"]) for f in test], [ml], ["{}"])[ml].T  # f × m
     L = editor.chol[ml]
     keys, resids, done, window = [], [], [], []
     rows, n_triggered = [], 0
@@ -263,7 +266,7 @@ def run_rule(*, manifest, cov, known, facts, out, model_name: str, method: str, 
     table = run(model, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
                 eval_every=int(settings.get("eval_every", 10)), model_name=model_name,
                 max_neighborhood=int(settings.get("max_neighborhood", 5)),
-                batch_size=int(settings.get("batch_size", 32)), templates=templates, progress=progress)
+                batch_size=int(settings.get("batch_size", 32)), progress=progress)
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
             "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
