@@ -5,7 +5,8 @@ FACTS = {"source": "local", "path": "resources/facts.json", "url": "https://rome
 FACTS.setdefault("cache", f"{RESULTS}/facts/download/counterfact.json")
 # only the keys of the chosen source go into params, so editing an unused one reruns nothing
 FACTS_PARAMS = {k: FACTS[k] for k in {"local": ["source", "path"], "url": ["source", "url", "cache"],
-                                     "hf": ["source", "hf"]}[FACTS["source"]] + ["on_bad_record"]}
+                                     "hf": ["source", "hf"]}[FACTS["source"]] + ["on_bad_record", "max_records"]
+                if k in FACTS}
 ANALYSIS = {"n_items": 128, "selection": "first", "seed": 0, "require_known": True, "known_batch_size": 32,
             **config.get("analysis", {})}
 

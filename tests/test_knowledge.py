@@ -358,3 +358,17 @@ def test_smollm2_knows_some_facts():
         known, lp, greedy, _ = reference(model, tok, fact.prompt.format(fact.subject), fact.target_true)
         assert row.known == known and row.greedy == greedy
         assert np.log(row.p_target_true) == pytest.approx(lp, rel=1e-4, abs=1e-4)
+
+
+def test_max_records_keeps_the_first_valid_records(tmp_path):
+    from kis import knowledge
+
+    recs = [{"case_id": i, "requested_rewrite": {"prompt": "{} is in", "subject": f"S{i}", "relation_id": "P1",
+                                                 "target_true": {"str": "A"}, "target_new": {"str": "B"}},
+             "paraphrase_prompts": [], "neighborhood_prompts": []} for i in range(10)]
+    path = tmp_path / "f.json"
+    path.write_text(__import__("json").dumps(recs))
+    frame, meta = knowledge.load_facts({"source": "local", "path": str(path), "max_records": 4})
+    assert list(frame.case_id) == [0, 1, 2, 3] and meta["max_records"] == 4 and meta["n_records"] == 10
+    frame, _ = knowledge.load_facts({"source": "local", "path": str(path), "max_records": None})
+    assert len(frame) == 10

@@ -227,7 +227,12 @@ def load_facts(source: str | dict, on_bad_record: str | None = None, cache_dir: 
     if skipped:
         log.warning("facts from %s: %d of %d records skipped as bad (see the warnings above)", where, skipped,
                     len(records))
-    return frame, {"source": where, "n_records": len(records), "n_skipped": skipped}
+    limit = cfg.get("max_records")
+    if limit is not None and len(frame) > limit:
+        log.info("facts from %s: keeping the first %d of %d valid records (facts.max_records)", where, limit,
+                 len(frame))
+        frame = frame.iloc[:limit].reset_index(drop=True)
+    return frame, {"source": where, "n_records": len(records), "n_skipped": skipped, "max_records": limit}
 
 
 def _parse_source(s: str) -> dict:
