@@ -59,7 +59,6 @@ PartitionName=main Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscri
 CONF
 : > "$D/etc/gres.conf"
 for i in $(seq "$NGPU"); do echo "NodeName=$HOST Name=gpu Type=fake File=/dev/null Count=1" >> "$D/etc/gres.conf"; done
-: > "$D/etc/cgroup.conf"
 
 # The jobstep plugin strips SLURM_* (SLURM_CONF too) from the environment of its inner `srun`; a real node reads
 # /etc/slurm/slurm.conf. To leave the system config alone, DIR/bin/srun re-adds SLURM_CONF: put DIR/bin first on PATH.

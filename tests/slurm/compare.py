@@ -3,7 +3,8 @@
 `python tests/slurm/compare.py [--extra-ok] A B` prints one line per file (max |a − b|) and exits 1 on any mismatch
 or on a file only one side has (--extra-ok: B may hold more files than A, e.g. a shared reference run).
 Numbers match when |a − b| ≤ atol + rtol·|b| (runs on different CPUs may order float sums differently);
-strings, booleans, integers and the kis.* metadata (minus machine-dependent keys) must be equal.
+strings, booleans, integers and the kis.* metadata (minus machine-dependent keys) must be equal; wall-clock
+timing columns are skipped.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 SKIP_DIRS = {"logs", "benchmarks"}
 META_IGNORE = {"location", "path", "elapsed_s", "device", "host", "created"}  # machine / run dependent
+COLUMN_IGNORE = {"seconds"}  # wall-clock timings recorded beside results (trajectories)
 RTOL, ATOL = 1e-6, 1e-9
 
 
@@ -46,6 +48,8 @@ def compare_parquet(a: Path, b: Path) -> tuple[bool, float, str]:
         return False, float("inf"), f"columns/rows differ: {list(fa.columns)}×{len(fa)} vs {list(fb.columns)}×{len(fb)}"
     worst, bad = 0.0, []
     for col in fa.columns:
+        if col in COLUMN_IGNORE:
+            continue
         x, y = fa[col].to_numpy(), fb[col].to_numpy()
         if x.dtype == object and len(x) and isinstance(x[0], (list, np.ndarray)):  # list columns (keys)
             x, y = [np.asarray(v) for v in x], [np.asarray(v) for v in y]

@@ -57,11 +57,14 @@ fi
 echo "== SLURM run (profiles/slurm)"
 export SLURM_CONF="$CL/etc/slurm.conf" PATH="$CL/bin:$PATH"
 t0=$SECONDS
-# only what this test cluster needs on top of the profile: no accounting (status via squeue), no accounts,
-# quick first status check, keep the per-job logs to inspect them
-smk slurm --profile "$REPO/profiles/slurm" --slurm-status-command squeue --slurm-no-account \
-    --slurm-init-seconds-before-status-checks 3 --slurm-keep-successful-logs --retries 0 \
-    > "$W/slurm.log" 2>&1 || { tail -n 60 "$W/slurm.log"; tail -n 30 "$CL"/log/*.log; echo "FAIL: SLURM run"; exit 1; }
+# only what this test cluster needs on top of the profile: no accounting (status via squeue), no accounts, no
+# job wider than its one node (--max-threads: rules asking for more CPUs would stay PENDING forever), a quick
+# first status check, the per-job logs kept to inspect them; a job that cannot start fails the test in 30 min
+timeout 1800 "$PY" -m snakemake -s "$REPO/Snakefile" --directory "$W/slurm" --configfile "$W/slurm/config.yaml" \
+    --profile "$REPO/profiles/slurm" --slurm-status-command squeue --slurm-no-account --max-threads "$(nproc)" \
+    --slurm-init-seconds-before-status-checks 3 --slurm-keep-successful-logs --retries 0 > "$W/slurm.log" 2>&1 \
+    || { tail -n 60 "$W/slurm.log"; squeue --states=all -o "%i|%T|%r|%C|%m|%k"; tail -n 30 "$CL"/log/*.log
+         echo "FAIL: SLURM run"; exit 1; }
 echo "SLURM run: $((SECONDS - t0)) s"
 
 echo "== jobs"
@@ -105,7 +108,8 @@ for j, sid in submitted.items():
     # GPU rules held a GPU: the allocation carries the gres
     info = subprocess.run(["scontrol", "show", "job", sid], capture_output=True, text=True).stdout
     if remote.get(j) in gpu_rules and "gpu" not in re.sub(r"\s+", " ", info).split("TresPerJob=")[-1].split(" ")[0]:
-        fail.append(f"GPU rule {remote.get(j)} (SLURM job {sid}) got no GPU: {re.findall(r'Tres\w*=\S+', info)}")
+        tres = re.findall(r"Tres\w*=\S+", info)
+        fail.append(f"GPU rule {remote.get(j)} (SLURM job {sid}) got no GPU: {tres}")
 print("GPU rules:", ", ".join(sorted(gpu_rules)) or "none")
 queued_figures = sorted({r for r in remote.values() if r.startswith("fig_")})
 if queued_figures:
