@@ -2,6 +2,9 @@
 
 
 rule corpus:
+    input:
+        # a local corpus file is an input: editing it reruns the sample (python_docs / hf have none)
+        lambda wc: [config["corpus"]["path"]] if config["corpus"]["source"] == "local" else [],
     output:
         texts=f"{RESULTS}/corpus/texts.parquet",
     params:
@@ -23,7 +26,6 @@ rule covariance:
     params:
         max_length=lambda wc: model_max_length(wc.model),  # models.<m>.covariance.max_length, else corpus
         store_dtype=config["covariance"].get("store_dtype", "float64"),
-        checkpoint_every=config["covariance"].get("checkpoint_every", 10),
         checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint.pt",
     log:
         f"{LOGS}/covariance/{{model}}.log",
@@ -34,6 +36,7 @@ rule covariance:
         "../envs/torch.yaml"
     resources:
         # the budget only changes batching, never C: halved on each retry after an out-of-memory error
+        checkpoint_every=config["covariance"].get("checkpoint_every", 10),  # never changes C: no rerun
         token_budget=lambda wc, attempt: max(16, config["covariance"].get("token_budget", 4096) // 2 ** (attempt - 1)),
         gpu=1,
         gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one

@@ -12,5 +12,5 @@ sm = snakemake  # noqa: F821
 log = io.setup_logging(sm.log[0])
 covariance.run_rule(manifest=sm.input.manifest, texts=sm.input.texts, out=sm.output.cov,
                     max_length=sm.params.max_length, store_dtype=sm.params.store_dtype,
-                    checkpoint=sm.params.checkpoint, checkpoint_every=sm.params.checkpoint_every,
+                    checkpoint=sm.params.checkpoint, checkpoint_every=sm.resources.checkpoint_every,
                     token_budget=sm.resources.token_budget, device=models.default_device(), logger=log)
