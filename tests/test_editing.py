@@ -194,16 +194,22 @@ def test_drift_monitor_matches_manual_ema_and_triggers_after_warmup():
 
 
 SETTINGS = {"layer_fraction": 0.2,
-            "defaults": {"rome": {"v_lr": 0.5}, "memit": {"span": 5, "mom2_update_weight": 15000},
+            "defaults": {"rome": {"v_lr": 0.5}, "memit": {"span": 5, "mom2_update_weight_per_ff": 0.5},
                          "alphaedit": {"span": 3}, "deltaedit": {}},
-            "published": {"gpt2-xl": {"rome": {"layer": 17}, "memit": {"layers": [13, 14, 15, 16, 17]}}},
+            "published": {"gpt2-xl": {"rome": {"layer": 17},
+                                       "memit": {"layers": [13, 14, 15, 16, 17], "mom2_update_weight": 20000}}},
             "overrides": {"mine": {"rome": {"v_lr": 0.1}}}}
 
 
 def test_resolve_hparams_rule_published_and_override():
     hp = editing.resolve_hparams(SETTINGS, "rome", 30, ["smol"])
     assert hp["layer"] == round(0.2 * 30) and hp["source"] == "default rule"
-    assert editing.resolve_hparams(SETTINGS, "memit", 30, ["smol"])["layers"] == [2, 3, 4, 5, 6]
+    memit = editing.resolve_hparams(SETTINGS, "memit", 30, ["smol"], d_ff=1536)
+    assert memit["layers"] == [2, 3, 4, 5, 6] and memit["mom2_update_weight"] == 0.5 * 1536
+    assert "mom2_update_weight_per_ff" not in memit
+    assert editing.resolve_hparams(SETTINGS, "memit", 48, ["gpt2-xl"], d_ff=6400)["mom2_update_weight"] == 20000
+    with pytest.raises(ValueError, match="d_ff"):
+        editing.resolve_hparams(SETTINGS, "memit", 30, ["smol"])
     assert editing.resolve_hparams(SETTINGS, "alphaedit", 3, ["x"])["layers"] == [0, 1]  # clipped at layer 0
     assert editing.resolve_hparams(SETTINGS, "rome", 48, ["cfgkey", "gpt2-xl"])["layer"] == 17
     assert editing.resolve_hparams(SETTINGS, "rome", 30, ["mine"])["v_lr"] == 0.1
@@ -222,10 +228,10 @@ def test_config_published_values_fit_their_models():
     for name, methods in cfg["editing"]["published"].items():
         assert name in n_layers, name
         for method in methods:
-            hp = editing.resolve_hparams(cfg["editing"], method, n_layers[name], [name])
+            hp = editing.resolve_hparams(cfg["editing"], method, n_layers[name], [name], d_ff=4096)
             assert hp["source"].startswith("published")
     for method in editing.METHODS:  # every method resolves for an unknown model by the default rule
-        assert editing.resolve_hparams(cfg["editing"], method, 30, ["unknown"])["source"] == "default rule"
+        assert editing.resolve_hparams(cfg["editing"], method, 30, ["unknown"], d_ff=1536)["source"] == "default rule"
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])

@@ -163,15 +163,19 @@ def default_layer(n_layers: int, fraction: float) -> int:
     return int(min(max(round(fraction * n_layers), 0), n_layers - 1))
 
 
-def resolve_hparams(settings: dict, method: str, n_layers: int, names=()) -> dict:
+def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: int | None = None) -> dict:
     """Hyperparameters of `method` for a model: defaults[method] ⊕ the default layer rule ⊕ published values for
-    the first of `names` (config key, hub id) found in settings['published'] ⊕ settings['overrides'][name]."""
+    the first of `names` (config key, hub id) found in settings['published'] ⊕ settings['overrides'][name].
+
+    MEMIT's λ (mom2_update_weight), when nothing sets it, is mom2_update_weight_per_ff · f: one edit writes the
+    share kᵀC⁻¹k / (λ + kᵀC⁻¹k) of its residual per layer, and kᵀC⁻¹k grows with the FFN width f (E = f)."""
     if method not in METHODS:
         raise ValueError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
     defaults = settings.get("defaults", {})
     if method not in defaults:
         raise ValueError(f"editing.defaults has no entry for method {method!r}")
     hp = dict(defaults[method])
+    per_ff = hp.pop("mom2_update_weight_per_ff", None)
     last = default_layer(n_layers, float(settings.get("layer_fraction", 0.2)))
     if method == "rome":
         hp["layer"] = last
@@ -185,6 +189,11 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=()) -> dic
                 hp.update(table[name][method])
                 source = f"{label} ({name})"
                 break
+    hp.pop("mom2_update_weight_per_ff", None)
+    if per_ff is not None and "mom2_update_weight" not in hp:
+        if d_ff is None:
+            raise ValueError(f"editing {method}: mom2_update_weight_per_ff needs the model's FFN width d_ff")
+        hp["mom2_update_weight"] = float(per_ff) * int(d_ff)
     layers = [hp["layer"]] if method == "rome" else list(hp["layers"])
     bad = [x for x in layers if not 0 <= int(x) < n_layers]
     if bad or not layers:

@@ -247,7 +247,7 @@ def run_rule(*, manifest, cov, known, facts, out, model_name: str, method: str, 
         logger.warning("editing.require_known is false: editing and holding out facts whether known or not")
     seed = int(settings.get("seed", 0))
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
-    hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name])
+    hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
     logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
     layers = [hp["layer"]] if method == "rome" else hp["layers"]
     covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
