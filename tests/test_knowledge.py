@@ -61,7 +61,7 @@ def test_local_json_jsonl_parquet_agree(tmp_path):
         assert list(frame.columns) == knowledge.FACT_COLUMNS
         assert frame_rows(frame) == expected_rows(recs)
         assert frame.case_id.dtype == np.int64
-        assert meta == {"source": str(src), "n_records": 5, "n_skipped": 0}
+        assert meta == {"source": str(src), "n_records": 5, "n_skipped": 0, "max_records": None}
 
 
 def test_url_download_is_cached(tmp_path):
