@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import models
+from . import covariance, models
 
 log = logging.getLogger(__name__)
 
@@ -254,19 +254,9 @@ def encode(tokenizer, text: str, target: str) -> tuple[list[int], list[int]]:
     return list(p), list(t)
 
 
-def _pad_right(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
-    return ids.to(device), mask.to(device)
-
-
 @torch.no_grad()
 def _logits(model, rows, pad_id, device) -> torch.Tensor:
-    ids, mask = _pad_right(rows, pad_id, device)
+    ids, mask = (t.to(device) for t in covariance.pad(rows, pad_id))  # right padding + mask
     return model(input_ids=ids, attention_mask=mask).logits.float()
 
 
