@@ -255,12 +255,26 @@ def test_run_rule_writes_table_with_metadata_and_figures(tmp_path, covs):
     assert len(pts) == 2 * 3  # steps 2 and 4 × 3 held-out keys
     np.testing.assert_allclose(pts[pts.step == 4].measured, back.interference_measured_keys.iloc[-1])
     assert png.stat().st_size > 1000 and ipng.stat().st_size > 1000
+    # both figures name the corpus behind C (from the table's metadata)
+    frame = editing_figures.read_tables([out])
+    for make in (editing_figures.trajectory_figure, editing_figures.interference_figure):
+        fig, _ = make(frame)
+        assert "C from corpus pydoc-test" in fig._suptitle.get_text()
 
 
 def test_figure_rejects_a_table_without_the_needed_columns(tmp_path):
     io.write_parquet(pd.DataFrame({"step": [0], "method": ["rome"]}), tmp_path / "bad.parquet")
     with pytest.raises(editing_figures.FigureError, match="bad.parquet: missing column"):
         editing_figures.read_tables([tmp_path / "bad.parquet"])
+
+
+def test_figure_rejects_a_table_that_does_not_name_its_corpus(tmp_path):
+    row = {c: [0] for c in editing_figures.NEEDED}
+    row.update(method=["rome"], model=["m"], status=["ok"], interference_measured_keys=[[0.0]],
+               interference_predicted_keys=[[0.0]])
+    io.write_parquet(pd.DataFrame(row), tmp_path / "nocorpus.parquet", metadata={"method": "rome"})
+    with pytest.raises(editing_figures.FigureError, match="nocorpus.parquet: metadata field corpus_id"):
+        editing_figures.read_tables([tmp_path / "nocorpus.parquet"])
 
 
 def test_workflow_trajectories_on_a_tiny_model(tmp_path):

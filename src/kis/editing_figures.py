@@ -26,6 +26,8 @@ NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS),
           "interference_predicted_keys")
 METHOD_ORDER = ("rome", "memit", "alphaedit", "deltaedit")
 COLORS = {"rome": "tab:red", "memit": "tab:blue", "alphaedit": "tab:green", "deltaedit": "tab:purple"}
+# methods often coincide (efficacy 1.0 for all): distinct dashes and markers keep every line visible
+STYLES = {"rome": ("-", "o"), "memit": ("--", "s"), "alphaedit": ("-.", "^"), "deltaedit": (":", "D")}
 
 
 class FigureError(ValueError):
@@ -33,6 +35,7 @@ class FigureError(ValueError):
 
 
 def read_tables(paths) -> pd.DataFrame:
+    """The trajectory tables stacked, with the corpus behind each table's C (Parquet metadata) as `corpus_id`."""
     frames = []
     for p in paths:
         f = pd.read_parquet(p)
@@ -41,10 +44,18 @@ def read_tables(paths) -> pd.DataFrame:
             raise FigureError(f"{p}: missing column(s) {missing}")
         if f.empty:
             raise FigureError(f"{p}: no rows")
-        frames.append(f)
+        corpus_id = io.read_parquet_metadata(p).get("corpus_id")
+        if not corpus_id:
+            raise FigureError(f"{p}: metadata field corpus_id is missing (which corpus made C?)")
+        frames.append(f.assign(corpus_id=str(corpus_id)))
     if not frames:
         raise FigureError("no trajectory tables given")
     return pd.concat(frames, ignore_index=True)
+
+
+def _corpus_note(frame) -> str:
+    ids = sorted(set(frame["corpus_id"])) if "corpus_id" in frame else []
+    return "C from corpus " + ", ".join(ids) if ids else "corpus behind C not recorded"
 
 
 def _methods(frame):
@@ -66,7 +77,9 @@ def trajectory_figure(frame: pd.DataFrame, labels: dict | None = None):
             for method in _methods(sub):
                 t = sub[sub.method == method].sort_values("step")
                 ok = t[t.status == "ok"]
-                ax.plot(ok.step, ok[col], marker="o", ms=3, color=COLORS.get(method), label=method)
+                ls, mk = STYLES.get(method, ("-", "o"))
+                ax.plot(ok.step, ok[col], ls=ls, marker=mk, ms=4, lw=1.6, alpha=0.85, color=COLORS.get(method),
+                        label=method)
                 bad = t[t.status != "ok"]
                 if len(bad):
                     ax.plot(bad.step, np.nan_to_num(bad[col].to_numpy(), nan=0.0), "x", ms=9, mew=2,
@@ -75,10 +88,13 @@ def trajectory_figure(frame: pd.DataFrame, labels: dict | None = None):
                           "status": st} for s, v, st in zip(t.step, t[col], t.status)]
             ax.set_title(f"{labels.get(model, model)}: {title}", fontsize=9)
             ax.set_xlabel("edits")
+            ax.set_ylabel("mean P(target_true)" if col == "heldout_p_true" else "share of edits so far")
             if col != "heldout_p_true":
                 ax.set_ylim(-0.03, 1.03)
             ax.grid(alpha=0.3)
         axes[r, 0].legend(fontsize=8)
+    n_edits = int(frame.step.max())
+    fig.suptitle(f"Lifelong editing, up to {n_edits} sequential edits\n{_corpus_note(frame)}", fontsize=10)
     fig.tight_layout()
     return fig, pd.DataFrame(data, columns=["model", "method", "metric", "step", "value", "status"])
 
@@ -122,6 +138,7 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
         ax.set_ylabel("measured ‖(W_n − W_0) k_j‖")
         ax.set_title(labels.get(model, model), fontsize=9)
         ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"Interference on held-out keys\n{_corpus_note(frame)}", fontsize=10)
     fig.tight_layout()
     return fig, pts
 
