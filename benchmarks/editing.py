@@ -1,9 +1,13 @@
 """Seconds per ROME edit on SmolLM2-135M (CPU by default), and the helpers the slow editing test shares.
 
     python benchmarks/editing.py [--edits 5] [--threads 1] [--device cpu]
+    python benchmarks/editing.py --tiny gpt2 --device cuda     # GPT-2-small-sized random model (d 768, f 3072, 12 layers)
 
 C comes from results/covariance/smollm2-135m.safetensors when it exists, else a quick one is computed once from
 the first 100 shared Wikipedia texts (128 tokens each) with kis.covariance.collect and kept under /tmp/kis_edit.
+With --tiny the model has random weights (timing only: v* never converges, so every edit runs all
+v_num_grad_steps, an upper bound), C comes from 64 CPython-docs texts plus a ridge, and the edited facts are the
+shared CounterFact sample's (or built-in ones when it is absent).
 """
 from __future__ import annotations
 
@@ -81,6 +85,41 @@ def counterfact() -> list[dict]:
     return out
 
 
+def random_gpt2(device="cpu", d=768, f=3072, layers=12, vocab=50257):
+    """(model, tokenizer, C of every layer): a GPT-2-small-sized random model; C from 64 CPython-docs texts."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import tiny
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from kis import corpus
+
+    tok = tiny.tokenizer("bpe")
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=max(vocab, len(tok)), n_positions=1024, n_embd=d, n_layer=layers, n_head=d // 64,
+                     n_inner=f, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                     pad_token_id=tok.pad_token_id)
+    model = AutoModelForCausalLM.from_config(cfg).eval().requires_grad_(False).to(device)
+    frame, _ = corpus.build({"source": "python_docs", "n_texts": 64, "seed": 0, "min_chars": 500})
+    sums, count = covariance.collect(model, tok, frame.text.tolist(), max_length=128, token_budget=2048, device=device)
+    return model, tok, covariance.finalize(sums, count)
+
+
+FALLBACK_FACTS = [("The mother tongue of {} is", "Danielle Darrieux", "French", "English"),
+                  ("{} is located in the continent of", "Mount Kilimanjaro", "Africa", "Asia"),
+                  ("The capital of {} is", "Norway", "Oslo", "Paris"),
+                  ("{} plays the position of", "Lionel Messi", "forward", "goalkeeper"),
+                  ("{} was developed by", "Windows 95", "Microsoft", "Apple")]
+
+
+def facts_for_timing(n: int) -> list[dict]:
+    if FACTS.exists():
+        return counterfact()[:n]
+    log.warning("no %s: timing on %d built-in facts", FACTS, len(FALLBACK_FACTS))
+    return [{"case_id": i, "prompt": p, "subject": s, "target_true": t, "target_new": nw, "relation_id": "",
+             "paraphrase_prompts": [], "neighborhood_prompts": []}
+            for i, (p, s, t, nw) in enumerate(FALLBACK_FACTS)][:n]
+
+
 def editing_settings() -> dict:
     import yaml
 
@@ -92,24 +131,44 @@ def main(argv=None):
     ap.add_argument("--edits", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tiny", choices=["gpt2"], help="GPT-2-small-sized random model instead of SmolLM2 (timing only)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device on this machine")
     torch.set_num_threads(args.threads)
-    model, tok = smollm2(args.device)
     settings = editing_settings()
-    hp = editing.resolve_hparams(settings, "rome", models.n_layers(model), ["smollm2-135m"])
-    covs, _ = covariance.load(covariance_path(model, tok), layers=[hp["layer"]])
-    ed = editing.make_editor("rome", model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"])
-    facts = counterfact()[:args.edits]
+    ridge = 0.0
+    if args.tiny:
+        model, tok, all_covs = random_gpt2(args.device)
+        name, ridge = "random GPT-2-small-sized (d 768, f 3072, 12 layers, vocab 50257)", 1e-2
+        hp = editing.resolve_hparams(settings, "rome", models.n_layers(model), ["gpt2"])
+        covs = {hp["layer"]: all_covs[hp["layer"]]}
+        facts = facts_for_timing(args.edits)
+    else:
+        model, tok = smollm2(args.device)
+        name = "SmolLM2-135M-Instruct"
+        hp = editing.resolve_hparams(settings, "rome", models.n_layers(model), ["smollm2-135m"])
+        covs, _ = covariance.load(covariance_path(model, tok), layers=[hp["layer"]])
+        facts = counterfact()[:args.edits]
+    ed = editing.make_editor("rome", model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"],
+                             ridge=ridge)
     secs = []
     for f in facts:
+        sync(args.device)
         t0 = time.perf_counter()
         res = ed.edit(f)
+        sync(args.device)
         secs.append(time.perf_counter() - t0)
         print(f"case {f['case_id']}: {secs[-1]:.2f} s, v* prob {res.v_prob:.3f}, {res.info['steps']} steps")
-    print(f"ROME on SmolLM2-135M ({args.device}, {args.threads} thread(s), layer {hp['layer']}, "
-          f"{len(settings['context_templates'])} templates): {sum(secs) / len(secs):.2f} s per edit "
-          f"(min {min(secs):.2f}, max {max(secs):.2f}, {len(secs)} edits)")
+    print(f"ROME on {name} ({args.device}, {args.threads} thread(s), layer {hp['layer']}, "
+          f"{len(settings['context_templates'])} templates, up to {hp['v_num_grad_steps']} v* steps): "
+          f"{sum(secs) / len(secs):.2f} s per edit (min {min(secs):.2f}, max {max(secs):.2f}, {len(secs)} edits)")
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":
