@@ -213,6 +213,9 @@ def test_resolve_hparams_rule_published_and_override():
     assert editing.resolve_hparams(SETTINGS, "alphaedit", 3, ["x"])["layers"] == [0, 1]  # clipped at layer 0
     assert editing.resolve_hparams(SETTINGS, "rome", 48, ["cfgkey", "gpt2-xl"])["layer"] == 17
     assert editing.resolve_hparams(SETTINGS, "rome", 30, ["mine"])["v_lr"] == 0.1
+    # an override's own per-f rule wins over the default's (it used to be dropped silently)
+    own = {**SETTINGS, "overrides": {"mine": {"memit": {"mom2_update_weight_per_ff": 2.0}}}}
+    assert editing.resolve_hparams(own, "memit", 30, ["mine"], d_ff=1536)["mom2_update_weight"] == 2.0 * 1536
     with pytest.raises(ValueError, match="not within"):
         editing.resolve_hparams(SETTINGS, "rome", 12, ["gpt2-xl"])
     with pytest.raises(ValueError, match="unknown editing method"):

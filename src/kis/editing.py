@@ -175,7 +175,6 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: 
     if method not in defaults:
         raise ValueError(f"editing.defaults has no entry for method {method!r}")
     hp = dict(defaults[method])
-    per_ff = hp.pop("mom2_update_weight_per_ff", None)
     last = default_layer(n_layers, float(settings.get("layer_fraction", 0.2)))
     if method == "rome":
         hp["layer"] = last
@@ -189,7 +188,7 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: 
                 hp.update(table[name][method])
                 source = f"{label} ({name})"
                 break
-    hp.pop("mom2_update_weight_per_ff", None)
+    per_ff = hp.pop("mom2_update_weight_per_ff", None)  # from defaults, published or overrides, whichever is last
     if per_ff is not None and "mom2_update_weight" not in hp:
         if d_ff is None:
             raise ValueError(f"editing {method}: mom2_update_weight_per_ff needs the model's FFN width d_ff")
