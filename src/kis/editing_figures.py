@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import io  # noqa: E402
+from .figures import corpus_note  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ def read_tables(paths) -> pd.DataFrame:
     if not frames:
         raise FigureError("no trajectory tables given")
     return pd.concat(frames, ignore_index=True)
-
-
-def _corpus_note(frame) -> str:
-    ids = sorted(set(frame["corpus_id"])) if "corpus_id" in frame else []
-    return "C from corpus " + ", ".join(ids) if ids else "corpus behind C not recorded"
 
 
 def _methods(frame):
@@ -94,7 +90,7 @@ def trajectory_figure(frame: pd.DataFrame, labels: dict | None = None):
             ax.grid(alpha=0.3)
         axes[r, 0].legend(fontsize=8)
     n_edits = int(frame.step.max())
-    fig.suptitle(f"Lifelong editing, up to {n_edits} sequential edits\n{_corpus_note(frame)}", fontsize=10)
+    fig.suptitle(f"Lifelong editing, up to {n_edits} sequential edits\n{corpus_note(frame['corpus_id'])}", fontsize=10)
     fig.tight_layout()
     return fig, pd.DataFrame(data, columns=["model", "method", "metric", "step", "value", "status"])
 
@@ -138,7 +134,7 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
         ax.set_ylabel("measured ‖(W_n − W_0) k_j‖")
         ax.set_title(labels.get(model, model), fontsize=9)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"Interference on held-out keys\n{_corpus_note(frame)}", fontsize=10)
+    fig.suptitle(f"Interference on held-out keys\n{corpus_note(frame['corpus_id'])}", fontsize=10)
     fig.tight_layout()
     return fig, pts
 
