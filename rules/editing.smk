@@ -31,7 +31,7 @@ rule trajectory:
         # evaluation batching never changes a metric; halved on each retry after an out-of-memory error
         batch_size=lambda wc, attempt: max(1, EDITING.get("batch_size", 32) // 2 ** (attempt - 1)),
         gpu=1,
-        gpu_model=lambda wc: config["models"][wc.model].get("gpu_model") or "",  # SLURM --gpus=<model>:1
+        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
         mem_mb=lambda wc: model_mem_mb(wc.model, factor=3),
         runtime=lambda wc: 2 * model_runtime(wc.model),
     script:
