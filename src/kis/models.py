@@ -217,3 +217,8 @@ def load_prepared(manifest_path: str | Path, device: str = "cpu"):
 def default_device() -> str:
     return os.environ.get("KIS_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 
+
+
+def pin_threads(n: int) -> None:
+    """Torch uses exactly the job's `threads:`: more threads than free cores makes small forwards many times slower."""
+    torch.set_num_threads(int(n))

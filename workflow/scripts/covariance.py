@@ -4,12 +4,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 from kis import covariance, io, models  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)  # noqa: F821 — never more threads than the job was given
 
 sm = snakemake  # noqa: F821
 log = io.setup_logging(sm.log[0])
+models.pin_threads(sm.threads)
 covariance.run_rule(manifest=sm.input.manifest, texts=sm.input.texts, out=sm.output.cov,
                     max_length=sm.params.max_length, store_dtype=sm.params.store_dtype,
                     checkpoint=sm.params.checkpoint, checkpoint_every=sm.resources.checkpoint_every,

@@ -3,13 +3,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-import torch  # noqa: E402
-
 from kis import io, keys, models  # noqa: E402
 
 sm = snakemake  # noqa: F821
 log = io.setup_logging(sm.log[0])
-torch.set_num_threads(sm.threads)  # never more threads than the job was given
+models.pin_threads(sm.threads)
 keys.run_rule(model_name=sm.wildcards.model, manifest=sm.input.manifest, items=sm.input.analysis,
               out=sm.output.table, position=sm.params.position, context_templates=list(sm.params.context_templates),
               batch_size=sm.resources.batch_size, device=models.default_device(), logger=log)

@@ -4,12 +4,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
 from kis import io, knowledge, models  # noqa: E402
-import torch  # noqa: E402
-
-torch.set_num_threads(snakemake.threads)  # noqa: F821 — never more threads than the job was given
 
 sm = snakemake  # noqa: F821
 log = io.setup_logging(sm.log[0])
+models.pin_threads(sm.threads)
 table, meta = knowledge.run_known(manifest=sm.input.manifest, facts=sm.input.facts, model_name=sm.wildcards.model,
                                   batch_size=sm.resources.batch_size, device=models.default_device(), logger=log)
 io.write_parquet(table, sm.output.known, metadata=meta)

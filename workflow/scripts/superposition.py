@@ -3,13 +3,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-import torch  # noqa: E402
-
 from kis import io, models, superposition  # noqa: E402
 
 sm = snakemake  # noqa: F821
 log = io.setup_logging(sm.log[0])
-torch.set_num_threads(sm.threads)  # never more threads than the job was given
+models.pin_threads(sm.threads)
 superposition.run_rule(model_name=sm.wildcards.model, keys=sm.input.key_table, cov=sm.input.cov, out=sm.output.table,
                        ridge=sm.params.ridge, condition_warn=sm.params.condition_warn,
                        device=models.default_device(), logger=log)
