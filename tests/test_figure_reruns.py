@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from scipy import stats
 
 import wf
@@ -19,35 +18,18 @@ TARGETS = {"all", "figures", "heatmaps", "kde", "scaling_law", "angles", "conver
 N_MODELS = 2  # tiny_run: tiny GPT-2 and tiny Llama
 
 
-def results(config) -> Path:
-    return Path(yaml.safe_load(Path(config).read_text())["results"])
-
-
 def jobs(config, *targets, extra=()) -> dict[str, int]:
-    """Dry run: {rule: planned jobs}, without the target rules (which only collect files). Targets go before
-    the options, which take several values (`--quiet rules kde` would read kde as a --quiet choice)."""
-    proc = wf.snakemake(config, "-n", *targets, *extra, "--quiet", "rules")
-    counts, started = {}, False
-    for line in (proc.stdout + proc.stderr).splitlines():
-        parts = line.split()
-        if parts[:2] == ["job", "count"]:
-            started = True
-        elif started and len(parts) == 2 and parts[1].isdigit() and parts[0] not in TARGETS | {"total"}:
-            counts[parts[0]] = int(parts[1])
-    return counts
+    """Dry run: {rule: planned jobs}, without the target rules (which only collect files)."""
+    return {rule: n for rule, n in wf.planned_jobs(config, *targets, extra=extra).items() if rule not in TARGETS}
 
 
 def with_figures(config: Path, name: str, **settings) -> Path:
     """A copy of the run's config with changed figure settings, beside it (same .snakemake, same results)."""
-    cfg = yaml.safe_load(Path(config).read_text())
-    cfg["figures"] = {**cfg.get("figures", {}), **settings}
-    path = Path(config).parent / f"config_{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    return wf.variant(config, name, lambda cfg: cfg.update(figures={**cfg.get("figures", {}), **settings}))
 
 
 def test_figures_agree_with_the_tables(tiny_run):
-    res = results(tiny_run)
+    res = wf.results(tiny_run)
     stat = pd.read_parquet(res / "statistics.parquet")
     scaling = pd.read_csv(res / "figures" / "scaling_law" / "scaling_law.csv")
     full = stat[(stat.kind == "P") & (stat.n == stat.n.max())]

@@ -6,17 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 import wf
 from kis import covariance, io
 from test_covariance import reference
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def results(config):
-    return Path(yaml.safe_load(Path(config).read_text())["results"])
 
 
 def test_lint_is_clean_and_every_rule_has_a_log():
@@ -33,7 +28,7 @@ def test_cached_covariance_equals_independent_reference(tiny_run, family):
     import tiny
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    res = results(tiny_run)
+    res = wf.results(tiny_run)
     name = f"tiny-{family}"
     covs, meta = covariance.load(res / "covariance" / f"{name}.safetensors")
     texts = pd.read_parquet(res / "corpus" / "texts.parquet")
@@ -51,13 +46,13 @@ def test_cached_covariance_equals_independent_reference(tiny_run, family):
 
 
 def test_diagnostics_cover_every_layer(tiny_run):
-    table = pd.read_parquet(results(tiny_run) / "covariance" / "tiny-llama.diagnostics.parquet")
+    table = pd.read_parquet(wf.results(tiny_run) / "covariance" / "tiny-llama.diagnostics.parquet")
     assert list(table.layer) == [0, 1, 2]
     assert (table.condition_number >= 1).all() and (table.corpus_id == "local:corpus.jsonl").all()
 
 
 def test_statistics_table_is_complete(tiny_run):
-    stats = pd.read_parquet(results(tiny_run) / "statistics.parquet")
+    stats = pd.read_parquet(wf.results(tiny_run) / "statistics.parquet")
     assert set(stats.model) == {"tiny-gpt2", "tiny-llama"}
     full = stats[stats.n == stats.n.max()]
     assert len(full) == 2 * 3 * 4  # models × layers × kinds (P, Q, cos_white, cos_act)

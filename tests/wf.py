@@ -71,6 +71,20 @@ def tiny_config(tmp_path: Path, families=("gpt2",), overrides: dict | None = Non
     return path
 
 
+def results(config: Path) -> Path:
+    """The results folder a config writes to."""
+    return Path(yaml.safe_load(Path(config).read_text())["results"])
+
+
+def variant(config: Path, name: str, change) -> Path:
+    """A copy of a finished run's config with change(cfg) applied, beside it (same .snakemake, same results)."""
+    cfg = yaml.safe_load(Path(config).read_text())
+    change(cfg)
+    path = Path(config).parent / f"config_{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
 def snakemake(config: Path, *args: str, cwd: Path | None = None, check: bool = True, env: dict | None = None
               ) -> subprocess.CompletedProcess:
     """Run the repo's workflow with a complete config file, in cwd (default: the config's folder)."""
