@@ -1663,10 +1663,14 @@ def supplement() -> list[tuple[str, str, str]]:
     return out
 
 
+def _key(text: str) -> int:
+    """A number keyed by a string, stable across Python runs (unlike hash())."""
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16)
+
+
 def _draw(options: list[str], seed: str) -> str:
-    """A deterministic choice from options, keyed by a string (stable across Python runs)."""
-    h = int(hashlib.sha256(seed.encode()).hexdigest(), 16)
-    return sorted(options)[h % len(options)]
+    """A deterministic choice from options, keyed by a string."""
+    return sorted(options)[_key(seed) % len(options)]
 
 
 def build() -> list[dict]:
@@ -1699,7 +1703,7 @@ def build() -> list[dict]:
         # spread the choice: deterministic rotation keyed by the subject, then at most k
         if not pool:
             return []
-        start = int(hashlib.sha256(subject.encode()).hexdigest(), 16) % len(pool)
+        start = _key(subject) % len(pool)
         return (pool[start:] + pool[:start])[:k]
 
     # interleave relations; a subject's first fact (in table order) before any repeat of it
