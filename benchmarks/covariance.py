@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import WIKI, random_model, smollm2, sync  # noqa: E402
 
-from kis import corpus, covariance, models  # noqa: E402
+from kis import corpus, covariance, models, probe  # noqa: E402
 
 
 def per_layer_passes(model, tok, texts, max_length, token_budget, device):
@@ -30,7 +30,7 @@ def per_layer_passes(model, tok, texts, max_length, token_budget, device):
     _, f = models.dims(model)
     rows = covariance.tokenize(tok, texts, max_length)
     lengths = torch.tensor([len(r) for r in rows]).numpy()
-    order = covariance.length_order(lengths)
+    order = probe.length_order(lengths)
     sums, count = [], 0
     for layer in range(L):
         s = torch.zeros((f, f), dtype=torch.float64, device=device)
@@ -42,7 +42,7 @@ def per_layer_passes(model, tok, texts, max_length, token_budget, device):
             s += (k.T @ k).double()
 
         for batch in covariance.batches(lengths, order, token_budget):
-            ids, mask = covariance.pad([rows[i] for i in batch], tok.pad_token_id or 0)
+            ids, mask = probe.pad([rows[i] for i in batch], probe.pad_id(tok))
             covariance.forward_keys(model, ids.to(device), mask.to(device), add, layers=[layer])
             count += int(mask.sum())
         sums.append(s)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tiny
-from kis import covariance, models
+from kis import covariance, models, probe
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -74,7 +74,7 @@ def test_pad_tokens_excluded():
 
 def test_batches_fit_the_budget_and_cover_every_text():
     lengths = np.array([5, 40, 7, 40, 1, 12, 33])
-    order = covariance.length_order(lengths)
+    order = probe.length_order(lengths)
     assert list(lengths[order]) == sorted(lengths, reverse=True)
     got = list(covariance.batches(lengths, order, token_budget=80))
     assert sorted(i for b in got for i in b) == list(range(len(lengths)))

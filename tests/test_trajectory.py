@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tiny
-from kis import covariance, editing, editing_figures, io, models, rome, trajectory
+from kis import covariance, editing, editing_figures, io, models, probe, rome, trajectory
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -201,10 +201,10 @@ def test_subject_last_token_and_keys_mean_over_templates():
     for tpl in ["{}", "The news. {}"]:
         ids, at = rome.encode(tok, tpl, "{} is located in", "the river")
         seen = {}
-        with covariance.key_hooks(model, lambda layer, x: seen.__setitem__(layer, x[0, at].double()), [0, 2]):
+        with probe.key_hooks(model, lambda layer, x: seen.__setitem__(layer, x[0, at].double()), [0, 2]):
             try:
                 model(input_ids=torch.tensor([ids]))
-            except covariance.StopForward:
+            except probe.StopForward:
                 pass
         for layer in (0, 2):
             got.setdefault(layer, []).append(seen[layer])

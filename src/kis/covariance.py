@@ -13,30 +13,20 @@ import logging
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import models
+from .probe import exact_fp32, key_hooks, length_order, pad, pad_id, run_until_stop
 
 log = logging.getLogger(__name__)
-
-
-class StopForward(Exception):
-    """Raised by the last hook: nothing after the last key is needed."""
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     enc = tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
     return [ids for ids in enc["input_ids"] if len(ids) > 0]
-
-
-def length_order(lengths) -> np.ndarray:
-    """Longest first (an OOM shows at the first batch), ties by index: independent of the token budget."""
-    lengths = np.asarray(lengths)
-    return np.lexsort((np.arange(len(lengths)), -lengths))
 
 
 def batches(lengths, order, token_budget: int):
@@ -49,50 +39,6 @@ def batches(lengths, order, token_budget: int):
         start += size
 
 
-def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
-    return ids, mask
-
-
-@contextmanager
-def key_hooks(model, on_key, layers=None, stop_after_last=True):
-    """Call on_key(layer, k) with the input of each FFN output projection; stop after the last hooked layer."""
-    layers = list(range(models.n_layers(model))) if layers is None else list(layers)
-    last = max(layers)
-    handles = []
-
-    def make(layer):
-        def hook(_module, args):
-            on_key(layer, args[0])
-            if stop_after_last and layer == last:
-                raise StopForward
-        return hook
-
-    try:
-        for layer in layers:
-            handles.append(models.ffn_out(model, layer).register_forward_pre_hook(make(layer)))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@contextmanager
-def exact_fp32():
-    """fp32 products without TF32 on GPUs."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
 def forward_keys(model, ids, mask, on_key, layers=None):
     """One forward that hands the attended (non-pad) keys of each layer, as (n, f), to on_key."""
     flat = mask.reshape(-1).bool()
@@ -101,10 +47,7 @@ def forward_keys(model, ids, mask, on_key, layers=None):
         on_key(layer, k.reshape(-1, k.shape[-1])[flat])
 
     with key_hooks(model, keep, layers), torch.no_grad():
-        try:
-            model(input_ids=ids, attention_mask=mask)
-        except StopForward:
-            pass
+        run_until_stop(model, ids, mask)
 
 
 def fingerprint(**items) -> str:
@@ -133,7 +76,7 @@ def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget
         raise ValueError("covariance corpus is empty: no text gave any token")
     lengths = np.array([len(r) for r in rows])
     order = length_order(lengths)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pid = pad_id(tokenizer)
 
     sums = [torch.zeros((f, f), dtype=torch.float64, device=device) for _ in range(L)]
     count, done = 0, 0
@@ -162,7 +105,7 @@ def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget
     start, tokens_run, batch_no = time.perf_counter(), 0, 0
     with exact_fp32():
         for batch in batches(lengths, remaining, token_budget):
-            ids, mask = pad([rows[i] for i in batch], pad_id)
+            ids, mask = pad([rows[i] for i in batch], pid)
             forward_keys(model, ids.to(device), mask.to(device), add)
             n = int(mask.sum())
             count += n

@@ -20,7 +20,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from . import io  # noqa: E402
+from . import io, probe  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,7 @@ def convergence_ns(stat: pd.DataFrame, model: str, layer: int, n_all: int, where
 
 def fact_text(item, where: str = "items") -> str:
     """'prompt with [subject] [target]', e.g. 'The mother tongue of [Danielle Darrieux] is [French]'."""
-    if "{}" not in item.prompt:
-        raise FigureError(f"{where}: item {item.item}: field 'prompt' has no '{{}}' for the subject: {item.prompt!r}")
+    probe.check_template(item.prompt, f"{where}: item {item.item}: field 'prompt'", FigureError)
     return item.prompt.replace("{}", f"[{item.subject}]", 1) + f" [{item.target_true}]"
 
 

@@ -15,72 +15,21 @@ import numpy as np
 import torch
 
 from . import models
-from .covariance import StopForward, exact_fp32, key_hooks, length_order, pad
+from . import probe
+from .probe import exact_fp32, key_hooks, length_order, pad, run_until_stop
 
 log = logging.getLogger(__name__)
 
-POSITIONS = ("subject_last", "subject_first", "last")
-
-
-def fill(template: str, prompt: str, subject: str, *, where: str = "") -> tuple[str, int, int]:
-    """(text, start, end): text = template.format(prompt.format(subject)); [start, end) is the subject in it."""
-    for name, s in (("context template", template), ("prompt", prompt)):
-        if s.count("{}") != 1:
-            raise ValueError(f"{where}{name} {s!r} must contain exactly one '{{}}'")
-    if not subject or not subject.strip():
-        raise ValueError(f"{where}field 'subject' is empty")
-    t_pre, t_post = template.split("{}")
-    p_pre, p_post = prompt.split("{}")
-    start = len(t_pre) + len(p_pre)
-    return t_pre + p_pre + subject + p_post + t_post, start, start + len(subject)
-
-
-BLANK = " \t\n▁ĠĊĉ"  # whitespace and the space / newline / tab markers of SentencePiece and byte-level BPE
-
-
-def token_index(offsets, start: int, end: int, position: str, *, blank=None, where: str = "") -> int:
-    """Index of the chosen token given per-token character offsets [(a, b), ...] (special tokens have a == b).
-
-    A token belongs to the subject when it overlaps [start, end): a < end and b > start, and is not a bare
-    space marker (`blank[t]`: SentencePiece's prepended "▁" before a text-initial subject claims its first
-    character).
-    """
-    blank = blank or [False] * len(offsets)
-    if position == "last":
-        real = [t for t, (a, b) in enumerate(offsets) if b > a]
-        if not real:
-            raise ValueError(f"{where}text has no token")
-        return real[-1]
-    inside = [t for t, (a, b) in enumerate(offsets) if b > a and a < end and b > start and not blank[t]]
-    if not inside:
-        raise ValueError(f"{where}no token overlaps the subject span [{start}, {end}) (truncated text?)")
-    if position == "subject_last":
-        return inside[-1]
-    if position == "subject_first":
-        return inside[0]
-    raise ValueError(f"unknown key position {position!r}; choose one of {', '.join(POSITIONS)}")
-
-
 def encode(tokenizer, prompts, subjects, *, position: str = "subject_last", templates=("{}",), where: str = ""):
     """Token ids and the key's token index for every (item, template) pair, item-major: row = item·T + t."""
-    if position not in POSITIONS:
-        raise ValueError(f"unknown key position {position!r}; choose one of {', '.join(POSITIONS)}")
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(f"{where}the key position needs a fast tokenizer (offset mapping); "
-                         f"{type(tokenizer).__name__} is not one")
     texts, spans = [], []
     for i, (prompt, subject) in enumerate(zip(prompts, subjects)):
         for template in templates:
-            text, s, e = fill(template, prompt, subject, where=f"{where}item {i}: ")
+            text, s, e = probe.fill(template, prompt, subject, where=f"{where}item {i}: ")
             texts.append(text)
             spans.append((s, e))
-    enc = tokenizer(texts, return_offsets_mapping=True, add_special_tokens=True)
-    rows, index = [], []
-    for r, (ids, offsets, (s, e)) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], spans)):
-        rows.append(list(ids))
-        blank = [not t.strip(BLANK) for t in tokenizer.convert_ids_to_tokens(ids)]
-        index.append(token_index(offsets, s, e, position, blank=blank,
-                                 where=f"{where}item {r // len(templates)} text {texts[r]!r}: "))
+    rows, index = probe.locate(tokenizer, texts, spans, position,
+                               where=lambda r: f"{where}item {r // len(templates)} text {texts[r]!r}: ")
     return rows, index, texts
 
 
@@ -91,7 +40,7 @@ def at_index(model, tokenizer, rows, index, *, batch_size: int = 32, device="cpu
     out = torch.zeros((L, len(rows), f), dtype=torch.float32)
     lengths = np.array([len(r) for r in rows])
     order = length_order(lengths)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = probe.pad_id(tokenizer)
     with exact_fp32(), torch.no_grad():
         for b in range(0, len(order), batch_size):
             batch = order[b:b + batch_size]
@@ -103,10 +52,7 @@ def at_index(model, tokenizer, rows, index, *, batch_size: int = 32, device="cpu
                 out[layer, sel] = k[torch.arange(len(batch), device=k.device), where].float().cpu()
 
             with key_hooks(model, grab):
-                try:
-                    model(input_ids=ids.to(device), attention_mask=mask.to(device))
-                except StopForward:
-                    pass
+                run_until_stop(model, ids.to(device), mask.to(device))
     return out
 
 
@@ -173,8 +119,7 @@ def check_items(frame, path) -> None:
             raise ValueError(f"{path}: missing column {col!r}")
     for r in frame.itertuples(index=False):
         where = f"{path}: record item={r.item} case_id={r.case_id}: "
-        if not isinstance(r.prompt, str) or r.prompt.count("{}") != 1:
-            raise ValueError(f"{where}field 'prompt' {r.prompt!r} must contain exactly one '{{}}'")
+        probe.check_template(r.prompt, f"{where}field 'prompt'")
         if not isinstance(r.subject, str) or not r.subject.strip():
             raise ValueError(f"{where}field 'subject' is empty")
         text = getattr(r, "text", None)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import covariance, models
+from . import models, probe
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ def check_record(rec) -> dict:
     if not isinstance(rw, dict):
         raise _Bad("requested_rewrite", f"must be an object, got {type(rw).__name__}")
     prompt = _text(rw.get("prompt"), "requested_rewrite.prompt")
-    if prompt.count("{}") != 1:
-        raise _Bad("requested_rewrite.prompt", f"must contain exactly one '{{}}', has {prompt.count('{}')}: "
-                                               f"{prompt!r}")
+    probe.check_template(prompt, "", lambda why: _Bad("requested_rewrite.prompt", why))
     try:
         prompt.format("x")
     except (IndexError, KeyError, ValueError) as e:
@@ -245,45 +243,26 @@ def _parse_source(s: str) -> dict:
 
 # ---------------------------------------------------------------- the known filter
 
-def encode(tokenizer, text: str, target: str) -> tuple[list[int], list[int]]:
-    """(prompt ids with special tokens, ids of " " + target without special tokens)."""
-    p = tokenizer(text, add_special_tokens=True)["input_ids"]
-    t = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
-    if not p or not t:
-        raise ValueError(f"empty tokenization: prompt {text!r} → {p}, target {target!r} → {t}")
-    return list(p), list(t)
-
-
-@torch.no_grad()
-def _logits(model, rows, pad_id, device) -> torch.Tensor:
-    ids, mask = (t.to(device) for t in covariance.pad(rows, pad_id))  # right padding + mask
-    return model(input_ids=ids, attention_mask=mask).logits.float()
-
-
 @torch.no_grad()
 def score_batch(model, pad_id: int, prompts: list[list[int]], targets: list[list[int]], device="cpu"
                 ) -> list[dict]:
     """Teacher-forced exact match, log P(target) and greedy continuation ids for a batch of facts."""
-    logits = _logits(model, [p + t for p, t in zip(prompts, targets)], pad_id, device)
-    logp = torch.log_softmax(logits, dim=-1)
+    scored = probe.teacher_forced(model, pad_id, prompts, targets, batch_size=max(len(prompts), 1),
+                                  order=np.arange(len(prompts)), device=device)
     out, greedy = [], []
-    for b, (p, t) in enumerate(zip(prompts, targets)):
-        pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=logits.device)  # positions predicting t
-        tgt = torch.tensor(t, device=logits.device)
-        arg = logits[b, pos].argmax(-1)
-        hit = (arg == tgt).cpu().numpy()
-        lp = float(logp[b, pos, tgt].double().sum())
+    for (lp, arg), t in zip(scored, targets):
+        hit = (arg == torch.tensor(t, device=arg.device)).cpu().numpy()
         # greedy agrees with teacher forcing up to and including the first miss
         first_miss = int(np.argmin(hit)) if not hit.all() else len(t) - 1
         greedy.append(arg[:first_miss + 1].tolist())
-        out.append({"known": bool(hit.all()), "logp": lp, "n_target_tokens": len(t)})
+        out.append({"known": bool(hit.all()), "logp": float(lp.sum()), "n_target_tokens": len(t)})
     # finish the greedy continuations that diverged from the target: one forward per further token
     while True:
         todo = [b for b in range(len(prompts)) if len(greedy[b]) < len(targets[b])]
         if not todo:
             break
         rows = [prompts[b] + greedy[b] for b in todo]
-        logits = _logits(model, rows, pad_id, device)
+        logits = probe.logits(model, rows, pad_id, device)
         for r, b in enumerate(todo):
             greedy[b].append(int(logits[r, len(rows[r]) - 1].argmax()))
     for o, g in zip(out, greedy):
@@ -295,13 +274,11 @@ def known_table(model, tokenizer, facts: pd.DataFrame, batch_size: int = 32, dev
                 ) -> pd.DataFrame:
     """The known filter over a facts frame → frame with KNOWN_COLUMNS (same order as facts)."""
     model.eval()
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad_id is None:
-        raise ValueError("tokenizer has neither a pad nor an eos token to pad with")
+    pad_id = probe.pad_id(tokenizer)
     enc, joint_differs = [], 0
     for row in facts.itertuples():
         text = row.prompt.format(row.subject)
-        p, t = encode(tokenizer, text, row.target_true)
+        p, t = probe.prompt_ids(tokenizer, text), probe.target_ids(tokenizer, text, row.target_true)
         joint_differs += tokenizer(text + " " + row.target_true, add_special_tokens=True)["input_ids"] != p + t
         enc.append((p, t))
     if joint_differs:

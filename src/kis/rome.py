@@ -22,52 +22,19 @@ from dataclasses import dataclass
 import torch
 
 from . import models
-from .covariance import StopForward, key_hooks, pad
+from . import probe
+from .probe import device_of, key_hooks, pad, pad_id, run_until_stop, target_ids
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- tokens
 
-def fill(template: str, prompt: str, subject: str) -> tuple[str, int, int]:
-    """(text, start, end): text = template.format(prompt.format(subject)); [start, end) is the subject in it."""
-    for name, s in (("context template", template), ("prompt", prompt)):
-        if s.count("{}") != 1:
-            raise ValueError(f"{name} {s!r} must contain exactly one '{{}}'")
-    t_pre, t_post = template.split("{}")
-    p_pre, p_post = prompt.split("{}")
-    start = len(t_pre) + len(p_pre)
-    return t_pre + p_pre + subject + p_post + t_post, start, start + len(subject)
-
-
 def encode(tok, template: str, prompt: str, subject: str) -> tuple[list[int], int]:
     """(token ids, index of the subject's last token) of template.format(prompt.format(subject))."""
-    if not getattr(tok, "is_fast", False):
-        raise ValueError(f"the subject position needs a fast tokenizer (offsets); {type(tok).__name__} is not one")
-    text, start, end = fill(template, prompt, subject)
-    enc = tok(text, return_offsets_mapping=True, add_special_tokens=True)
-    inside = [t for t, (a, b) in enumerate(enc["offset_mapping"]) if b > a and a < end and b > start]
-    if not inside:
-        raise ValueError(f"no token overlaps the subject {subject!r} in {text!r}")
-    return list(enc["input_ids"]), inside[-1]
-
-
-def target_ids(tok, target: str) -> list[int]:
-    ids = tok(" " + target, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"target {target!r} gives no token")
-    return list(ids)
-
-
-def pad_id(tok) -> int:
-    p = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    if p is None:
-        raise ValueError("tokenizer has neither a pad nor an eos token to pad with")
-    return int(p)
-
-
-def device_of(model) -> torch.device:
-    return next(model.parameters()).device
+    text, start, end = probe.fill(template, prompt, subject)
+    rows, index = probe.locate(tok, [text], [(start, end)], "subject_last", where=lambda r: f"{text!r}: ")
+    return rows[0], index[0]
 
 
 # ---------------------------------------------------------------- keys and block outputs
@@ -92,10 +59,7 @@ def keys(model, tok, facts: list[tuple[str, str]], layers, templates=("{}",), ba
             out[layer][start:start + len(chunk)] = k[b.to(k.device), at.to(k.device)].double().cpu()
 
         with key_hooks(model, grab, layers):
-            try:
-                model(input_ids=ids.to(dev), attention_mask=mask.to(dev))
-            except StopForward:
-                pass
+            run_until_stop(model, ids.to(dev), mask.to(dev))
     return {layer: k.reshape(len(facts), T, f).mean(1).to(dev) for layer, k in out.items()}
 
 
@@ -145,7 +109,7 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
     if norm not in ("mlp", "block"):
         raise ValueError(f"norm must be 'mlp' or 'block', got {norm!r}")
     dev = device_of(model)
-    tgt = target_ids(tok, target)
+    tgt = target_ids(tok, prompt.format(subject), target)
     rows, at, starts = [], [], []
     for t in templates:
         ids, i = encode(tok, t, prompt, subject)

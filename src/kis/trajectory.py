@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import editing, models, rome
-from .covariance import pad
+from . import editing, models, probe, rome
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +49,14 @@ def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], li
 @torch.no_grad()
 def score(model, tok, texts: list[str], targets: list[str], batch_size: int = 32) -> tuple[np.ndarray, ...]:
     """(mean log p per token, total log p, all tokens argmax) of " " + target after each text (teacher-forced)."""
-    dev = rome.device_of(model)
-    enc = []
-    for text, target in zip(texts, targets):
-        p = tok(text, add_special_tokens=True)["input_ids"]
-        enc.append((list(p), rome.target_ids(tok, target)))
-    n = len(enc)
+    prompts = [probe.prompt_ids(tok, text) for text in texts]
+    tgts = [probe.target_ids(tok, text, target) for text, target in zip(texts, targets)]
+    n = len(prompts)
     mean_lp, sum_lp, hit = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
-    order = np.argsort([-(len(p) + len(t)) for p, t in enc], kind="stable")
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        ids, mask = pad([enc[i][0] + enc[i][1] for i in idx], rome.pad_id(tok))
-        logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-        for b, i in enumerate(idx):
-            p, t = enc[i]
-            pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=logits.device)
-            tt = torch.tensor(t, device=logits.device)
-            lp = logp[b, pos, tt].double()
-            sum_lp[i], mean_lp[i] = float(lp.sum()), float(lp.mean())
-            hit[i] = bool((logits[b, pos].argmax(-1) == tt).all())
+    for i, (lp, arg) in enumerate(probe.teacher_forced(model, probe.pad_id(tok), prompts, tgts,
+                                                       batch_size=batch_size)):
+        sum_lp[i], mean_lp[i] = float(lp.sum()), float(lp.mean())
+        hit[i] = bool((arg == torch.tensor(tgts[i], device=arg.device)).all())
     return mean_lp, sum_lp, hit
 
 
