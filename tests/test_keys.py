@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tiny
-from kis import io, keys, models
+from kis import editing, io, keys, models
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -93,6 +93,28 @@ def test_batched_keys_equal_single_capture(family):
     for i, (text, idx) in enumerate(zip(texts, index)):
         ref = capture_one(model, tok, text, idx)
         torch.testing.assert_close(k[:, i], ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_editor_key_path_equals_keys_stage(family):
+    """The editors' key (editing.fact_key: one fact, a subset of layers) is the keys stage's key (keys.compute:
+    many facts, every layer, batched with padding), and both equal unbatched hook captures averaged over the
+    context templates."""
+    model, tok = tiny.model(family)
+    templates = ["{}", "The following. {}", "Once upon a time, in a land far away. {}"]
+    prompts, subjects = zip(*PROMPTS)
+    stage = keys.compute(model, tok, prompts, subjects, templates=templates, batch_size=4)  # (L, N, f) fp32
+    L, f = models.n_layers(model), models.dims(model)[1]
+    for i, (prompt, subject) in enumerate(PROMPTS):
+        fact = {"case_id": i, "prompt": prompt, "subject": subject}
+        _, index, texts = keys.encode(tok, [prompt], [subject], templates=templates)
+        ref = torch.stack([capture_one(model, tok, t, idx).double() for t, idx in zip(texts, index)]).mean(0)
+        for layer in (0, L - 1):
+            k = editing.fact_key(model, tok, fact, layer, templates)
+            assert k.shape == (1, f) and k.dtype == torch.float64
+            torch.testing.assert_close(k[0].float(), stage[layer, i], atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(k[0], ref[layer], atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(ref[0], capture_one(model, tok, texts[0], index[0])[0].double())  # templates count
 
 
 def test_template_average():

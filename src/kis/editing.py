@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import models, rome
+from . import keys, models, vstar
+from .probe import device_of
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,13 @@ def _apply(model, layer: int, dW: torch.Tensor, where: str) -> None:
         raise EditDiverged(f"{where}: non-finite weight at layer {layer} after the update")
 
 
+def fact_key(model, tok, fact: dict, layer: int, templates) -> torch.Tensor:
+    """(1, f) float64 on the model's device: the fact's key at `layer`, averaged over the templates (kis.keys)."""
+    k = keys.averaged(model, tok, [fact["prompt"]], [fact["subject"]], layers=[layer], templates=templates,
+                      where=f"case {fact['case_id']}: ")
+    return k[0].to(device_of(model))
+
+
 class ROME:
     """u = C⁻¹k̄, k̄ the key averaged over the context templates. value_key "mean" (the default; the closed form
     above with k* = k̄, as r-ROME, Gupta et al. 2024): v* = W k̄ + δ, Λ = δ / (uᵀk̄). "prompt" (ROME's reference
@@ -241,15 +249,14 @@ class ROME:
         self.layer = int(hp["layer"])
         self.layers = [self.layer]
         self.measure_layer = self.layer
-        dev = rome.device_of(model)
+        dev = device_of(model)
         self.chol = {self.layer: cholesky(covs[self.layer].to(dev), ridge, f"layer {self.layer}: ")}
 
     def edit(self, fact: dict) -> EditResult:
         t0 = time.perf_counter()
         where = f"rome case {fact['case_id']}"
-        k = rome.keys(self.model, self.tok, [(fact["prompt"], fact["subject"])], [self.layer], self.templates)[
-            self.layer][0]
-        res = rome.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
+        k = fact_key(self.model, self.tok, fact, self.layer, self.templates)[0]
+        res = vstar.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
                                   target=fact["target_new"], layer=self.layer, templates=self.templates, hp=self.hp,
                                   kl_prompt=self.kl_prompt, norm="mlp")
         if not bool(torch.isfinite(res.delta).all()):
@@ -257,8 +264,7 @@ class ROME:
         W = models.ffn_weight(self.model, self.layer).detach().double()
         value_key = self.hp.get("value_key", "mean")
         if value_key == "prompt":
-            k0 = rome.keys(self.model, self.tok, [(fact["prompt"], fact["subject"])], [self.layer], ["{}"])[
-                self.layer][0]
+            k0 = fact_key(self.model, self.tok, fact, self.layer, ["{}"])[0]
         elif value_key == "mean":
             k0 = k
         else:
@@ -280,7 +286,7 @@ class MEMIT:
         self.layers = sorted(int(x) for x in hp["layers"])
         self.z_layer = self.layers[-1]
         self.measure_layer = self.layers[0]   # no edit of the range moves its keys
-        dev = rome.device_of(model)
+        dev = device_of(model)
         self.covs = {layer: covs[layer].to(dev).double() for layer in self.layers}
         if ridge:
             for layer, C in self.covs.items():
@@ -302,7 +308,7 @@ class MEMIT:
         t0 = time.perf_counter()
         where = f"{self.name} case {fact['case_id']}"
         proj, triggered, info = self.project(fact)
-        res = rome.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
+        res = vstar.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
                                   target=fact["target_new"], layer=self.z_layer, templates=self.templates,
                                   hp=self.hp, kl_prompt=self.kl_prompt, norm="block", project=proj)
         if not bool(torch.isfinite(res.delta).all()):
@@ -310,9 +316,9 @@ class MEMIT:
         z = res.v0_block + res.delta
         key = resid = None
         for i, layer in enumerate(self.layers):
-            k = rome.keys(self.model, self.tok, [(fact["prompt"], fact["subject"])], [layer], self.templates)[layer]
+            k = fact_key(self.model, self.tok, fact, layer, self.templates)
             K = k.T                                                     # (f × 1)
-            cur = rome.block_output(self.model, self.tok, fact["prompt"], fact["subject"], self.z_layer)
+            cur = vstar.block_output(self.model, self.tok, fact["prompt"], fact["subject"], self.z_layer)
             R = ((z - cur) / (len(self.layers) - i))[:, None]           # residual shared over the layers left
             dW = self.layer_update(layer, K, R)
             _apply(self.model, layer, dW, where)
@@ -354,7 +360,7 @@ class DeltaEdit(AlphaEdit):
     def __init__(self, model, tok, covs, hp, templates, kl_prompt="{} is a", ridge: float = 0.0):
         super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
         d, f = models.dims(model)
-        self.A = torch.zeros((d, f), dtype=torch.float64, device=rome.device_of(model))
+        self.A = torch.zeros((d, f), dtype=torch.float64, device=device_of(model))
         self.monitor = DriftMonitor(alpha=float(hp["var"]), decay=float(hp.get("ema_decay", 0.9)),
                                     warmup=int(hp.get("warmup", 20)))
         self.n_edits = 0
@@ -363,8 +369,7 @@ class DeltaEdit(AlphaEdit):
         self.n_edits += 1
         if self.n_edits == 1:  # no accumulated update yet
             return None, False, {}
-        k = rome.keys(self.model, self.tok, [(fact["prompt"], fact["subject"])], [self.z_layer], ["{}"])[
-            self.z_layer][0]
+        k = fact_key(self.model, self.tok, fact, self.z_layer, ["{}"])[0]
         noise = self.A @ k
         score = float(noise.norm())
         if not self.monitor.check(score):

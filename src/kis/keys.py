@@ -14,8 +14,7 @@ import time
 import numpy as np
 import torch
 
-from . import models
-from . import probe
+from . import models, probe
 from .probe import exact_fp32, key_hooks, length_order, pad, run_until_stop
 
 log = logging.getLogger(__name__)
@@ -33,11 +32,15 @@ def encode(tokenizer, prompts, subjects, *, position: str = "subject_last", temp
     return rows, index, texts
 
 
-def at_index(model, tokenizer, rows, index, *, batch_size: int = 32, device="cpu") -> torch.Tensor:
-    """Keys (L, R, f) in fp32: layer l's FFN-output input at token index[r] of row r. One forward per batch."""
-    L = models.n_layers(model)
+def at_index(model, tokenizer, rows, index, *, layers=None, batch_size: int = 32, device=None) -> torch.Tensor:
+    """Keys (len(layers), R, f) in fp32, on the CPU: layer l's FFN-output input at token index[r] of row r, for
+    the given layers (default: every layer). One forward per batch, longest rows first, stopped after the last
+    layer."""
+    layers = list(range(models.n_layers(model))) if layers is None else [int(x) for x in layers]
+    slot = {layer: s for s, layer in enumerate(layers)}
+    device = probe.device_of(model) if device is None else device
     _, f = models.dims(model)
-    out = torch.zeros((L, len(rows), f), dtype=torch.float32)
+    out = torch.zeros((len(layers), len(rows), f), dtype=torch.float32)
     lengths = np.array([len(r) for r in rows])
     order = length_order(lengths)
     pad_id = probe.pad_id(tokenizer)
@@ -49,22 +52,28 @@ def at_index(model, tokenizer, rows, index, *, batch_size: int = 32, device="cpu
             sel = torch.as_tensor(batch)
 
             def grab(layer, k):
-                out[layer, sel] = k[torch.arange(len(batch), device=k.device), where].float().cpu()
+                out[slot[layer], sel] = k[torch.arange(len(batch), device=k.device), where].float().cpu()
 
-            with key_hooks(model, grab):
+            with key_hooks(model, grab, layers):
                 run_until_stop(model, ids.to(device), mask.to(device))
     return out
 
 
-def compute(model, tokenizer, prompts, subjects, *, position: str = "subject_last", templates=("{}",),
-            batch_size: int = 32, device="cpu", where: str = "") -> torch.Tensor:
-    """Keys (L, N, f), fp32: k_i per layer, averaged over the context templates."""
+def averaged(model, tokenizer, prompts, subjects, *, layers=None, position: str = "subject_last",
+             templates=("{}",), batch_size: int = 32, device=None, where: str = "") -> torch.Tensor:
+    """Keys (len(layers), N, f) in fp64 on the CPU: k_i = (1/T) Σ_t k(template_t), each k taken in fp32."""
     templates = list(templates)
     rows, index, _ = encode(tokenizer, prompts, subjects, position=position, templates=templates, where=where)
-    k = at_index(model, tokenizer, rows, index, batch_size=batch_size, device=device)
-    L, _, f = k.shape
-    # k_i = (1/T) Σ_t k(template_t), summed in fp64
-    return k.reshape(L, len(prompts), len(templates), f).double().mean(2).float()
+    k = at_index(model, tokenizer, rows, index, layers=layers, batch_size=batch_size, device=device)
+    n_layers, _, f = k.shape
+    return k.reshape(n_layers, len(prompts), len(templates), f).double().mean(2)  # summed in fp64
+
+
+def compute(model, tokenizer, prompts, subjects, *, position: str = "subject_last", templates=("{}",),
+            batch_size: int = 32, device="cpu", where: str = "") -> torch.Tensor:
+    """Keys (L, N, f), fp32: k_i of every layer, averaged over the context templates."""
+    return averaged(model, tokenizer, prompts, subjects, position=position, templates=templates,
+                    batch_size=batch_size, device=device, where=where).float()
 
 
 # ---------------------------------------------------------------- tables

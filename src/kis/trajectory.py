@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import editing, models, probe, rome
+from . import editing, keys, models, probe
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     layers = sorted(set(editor.layers) | {ml})
     W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in layers}
     # held-out keys of the prompts the metrics evaluate: bare prompt, subject's last token (as the paper's P)
-    K_test = rome.keys(model, tok, [(f["prompt"], f["subject"]) for f in test], [ml], ["{}"])[ml].T  # f × m
+    K_test = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=[ml],
+                           batch_size=batch_size)[0].to(probe.device_of(model)).T  # f × m
     L = editor.chol[ml]
     keys, resids, done, window = [], [], [], []
     rows, n_triggered = [], 0

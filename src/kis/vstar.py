@@ -1,6 +1,7 @@
-"""ROME's two vectors for one fact (s, r, o → o*) at one layer: the key k* and the value shift δ.
+"""v* = W k* + δ for one fact (s, r, o → o*) at one layer: the value shift δ that every editor (ROME, MEMIT,
+AlphaEdit, DeltaEdit) writes, found by gradient descent. The key k* = (1/T) Σ_t k(template_t ⊕ prompt(s)) comes
+from kis.keys (the FFN output projection's input at the subject's last token).
 
-k* = (1/T) Σ_t k(template_t ⊕ prompt(s))     the FFN output projection's input at the subject's last token
 δ  = argmin_δ  NLL(o* | rewriting prompts) + kl_factor · KL(p_δ ‖ p_0)("{s} is a") + wd · ‖δ‖ / ‖v_0‖²
      with δ added to the FFN output at the subject's last token of every prompt, ‖δ‖ ≤ clamp · ‖v_0‖,
      Adam(lr), at most `steps` steps, stopping once the loss is below `stop_loss`.
@@ -10,8 +11,8 @@ adding it to the block's output (residual stream) there, for sequential and para
 (block output + δ) uses the same optimisation; only the norm v_0 that scales the clamp and the weight decay differs:
 the FFN output for ROME ("mlp"), the block output for MEMIT ("block").
 
-Tokenisation follows kis.knowledge: the prompt WITH the tokenizer's special tokens, the target " " + o WITHOUT, ids
-concatenated. The subject's last token is found from the fast tokenizer's character offsets.
+Tokenisation is kis.probe's: the prompt WITH the tokenizer's special tokens, the target " " + o WITHOUT, ids
+concatenated; the subject's last token from the fast tokenizer's character offsets.
 """
 from __future__ import annotations
 
@@ -21,68 +22,29 @@ from dataclasses import dataclass
 
 import torch
 
-from . import models
-from . import probe
-from .probe import device_of, key_hooks, pad, pad_id, run_until_stop, target_ids
+from . import keys, models
+from .probe import StopForward, device_of, pad, pad_id, run_until_stop, target_ids
 
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------- tokens
-
-def encode(tok, template: str, prompt: str, subject: str) -> tuple[list[int], int]:
-    """(token ids, index of the subject's last token) of template.format(prompt.format(subject))."""
-    text, start, end = probe.fill(template, prompt, subject)
-    rows, index = probe.locate(tok, [text], [(start, end)], "subject_last", where=lambda r: f"{text!r}: ")
-    return rows[0], index[0]
-
-
-# ---------------------------------------------------------------- keys and block outputs
-
-@torch.no_grad()
-def keys(model, tok, facts: list[tuple[str, str]], layers, templates=("{}",), batch_size: int = 32
-         ) -> dict[int, torch.Tensor]:
-    """{layer: (n, f) float64}: k of each (prompt, subject) at its subject's last token, mean over templates."""
-    layers = sorted(set(int(x) for x in layers))
-    rows = [encode(tok, t, p, s) for p, s in facts for t in templates]  # fact-major: row = fact·T + t
-    T = len(templates)
-    _, f = models.dims(model)
-    out = {layer: torch.zeros((len(rows), f), dtype=torch.float64) for layer in layers}
-    dev = device_of(model)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        ids, mask = pad([r[0] for r in chunk], pad_id(tok))
-        b = torch.arange(len(chunk))
-        at = torch.tensor([r[1] for r in chunk])
-
-        def grab(layer, k):
-            out[layer][start:start + len(chunk)] = k[b.to(k.device), at.to(k.device)].double().cpu()
-
-        with key_hooks(model, grab, layers):
-            run_until_stop(model, ids.to(dev), mask.to(dev))
-    return {layer: k.reshape(len(facts), T, f).mean(1).to(dev) for layer, k in out.items()}
-
-
-class _Stop(Exception):
-    pass
-
+# ---------------------------------------------------------------- the block output
 
 @torch.no_grad()
 def block_output(model, tok, prompt: str, subject: str, layer: int) -> torch.Tensor:
     """(d,) float64: the residual stream after block `layer` at the subject's last token of the bare prompt."""
-    ids, at = encode(tok, "{}", prompt, subject)
+    rows, index, _ = keys.encode(tok, [prompt], [subject])
+    at = index[0]
     got = {}
 
     def hook(_m, _args, out):
         h = out[0] if isinstance(out, tuple) else out
         got["z"] = h[0, at].double()
-        raise _Stop
+        raise StopForward
 
     handle = models.blocks(model)[layer].register_forward_hook(hook)
     try:
-        model(input_ids=torch.tensor([ids], device=device_of(model)))
-    except _Stop:
-        pass
+        run_until_stop(model, torch.tensor(rows, device=device_of(model)))
     finally:
         handle.remove()
     return got["z"]
@@ -110,14 +72,12 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
         raise ValueError(f"norm must be 'mlp' or 'block', got {norm!r}")
     dev = device_of(model)
     tgt = target_ids(tok, prompt.format(subject), target)
-    rows, at, starts = [], [], []
-    for t in templates:
-        ids, i = encode(tok, t, prompt, subject)
-        rows.append(ids + tgt[:-1])
-        at.append(i)
-        starts.append(len(ids))
-    kl_ids, kl_at = encode(tok, "{}", kl_prompt, subject)
-    rows.append(kl_ids)
+    prompts, at, _ = keys.encode(tok, [prompt], [subject], templates=templates)  # the subject's last token
+    starts = [len(ids) for ids in prompts]
+    rows = [ids + tgt[:-1] for ids in prompts]
+    kl_rows, kl_index, _ = keys.encode(tok, [kl_prompt], [subject])
+    kl_at = kl_index[0]
+    rows.append(kl_rows[0])
     at.append(kl_at)
     ids, mask = pad(rows, pad_id(tok))
     ids, mask = ids.to(dev), mask.to(dev)
