@@ -141,15 +141,16 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     K_test = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=[ml],
                            batch_size=batch_size)[0].to(probe.device_of(model)).T  # f × m
     L = editor.chol[ml]
-    keys, resids, done, window = [], [], [], []
+    edit_keys, resids, done, window = [], [], [], []
     rows, n_triggered = [], 0
 
     def row(step, status="ok", reason=""):
         dW = {layer: models.ffn_weight(model, layer).detach().double() - W0[layer] for layer in layers}
-        K_edit = torch.stack(keys, 1) if keys else torch.zeros((K_test.shape[0], 0), dtype=torch.float64,
-                                                                 device=K_test.device)
+        K_edit = (torch.stack(edit_keys, 1) if edit_keys
+                  else torch.zeros((K_test.shape[0], 0), dtype=torch.float64, device=K_test.device))
         R = torch.stack(resids, 1) if resids else None
-        meas, pred, err = interference(L, K_edit, R, K_test, dW[ml]) if keys else (np.zeros(K_test.shape[1]),) * 3
+        meas, pred, err = (interference(L, K_edit, R, K_test, dW[ml]) if edit_keys
+                           else (np.zeros(K_test.shape[1]),) * 3)
         r = {"step": step, "method": editor.name, "model": model_name, "layer": ml, "status": status,
              "reason": reason, "case_id": str(done[-1]["case_id"]) if done else "",
              **evaluate(model, tok, done, test, max_neighborhood, batch_size),
@@ -159,7 +160,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
              "delta_w_fro": float(np.sqrt(sum(float(d.norm()) ** 2 for d in dW.values()))),
              "interference_measured": float(meas.mean()) if len(meas) else float("nan"),
              "interference_predicted": float(pred.mean()) if len(pred) else float("nan"),
-             "interference_rel_error": float(np.max(err / np.maximum(meas, 1e-300))) if keys and len(meas)
+             "interference_rel_error": float(np.max(err / np.maximum(meas, 1e-300))) if edit_keys and len(meas)
              else float("nan"),
              "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
              "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
@@ -175,7 +176,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
             window.append((False, float("nan"), float("nan"), 0.0))
             rows.append({**row(n, "diverged", str(e)), "case_id": str(fact["case_id"])})
             break
-        keys.append(res.key)
+        edit_keys.append(res.key)
         resids.append(res.residual)
         done.append(fact)
         n_triggered += int(res.triggered)
