@@ -143,7 +143,7 @@ def test_heatmap_layer_selection_and_errors(tables):
     with pytest.raises(figures.FigureError, match="layer 9"):
         figures.heatmap_figure(sup, "Big-2M", [9], corpus)
     broken = sup.drop(index=sup.index[(sup.kind == "P") & (sup.layer == 1)][:1])
-    with pytest.raises(figures.FigureError, match="layer=1 has"):
+    with pytest.raises(figures.FigureError, match="kind=P layer=1: fields .i., .j. do not cover"):
         figures.matrix(broken, "P", 1, "x.parquet")
 
 

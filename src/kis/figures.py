@@ -20,11 +20,12 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from . import io, probe  # noqa: E402
+from . import io, probe, superposition  # noqa: E402
+from .superposition import kurtosis, offdiag  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-SUP_COLUMNS = ("kind", "layer", "i", "j", "value")
+SUP_COLUMNS = superposition.COLUMNS_LONG
 STAT_COLUMNS = ("model", "label", "family", "n_params", "layer", "rel_depth", "kind", "n", "kurtosis", "corpus_id")
 ITEM_COLUMNS = ("item", "prompt", "subject", "target_true")
 FAMILY_CMAPS = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys", "YlOrBr", "PuRd")
@@ -43,32 +44,20 @@ def check_columns(frame: pd.DataFrame, columns, where: str) -> None:
         raise FigureError(f"{where}: missing column(s) {missing}; has {list(frame.columns)}")
 
 
-def kurtosis(x) -> float:
-    # κ = E[(x−μ)⁴]/σ⁴ − 3 (Fisher, biased: scipy's default, as in the paper)
-    return float(stats.kurtosis(np.asarray(x, dtype=np.float64), fisher=True, bias=True))
-
-
 def matrix(sup: pd.DataFrame, kind: str, layer: int, where: str = "superposition") -> np.ndarray:
     """The N×N matrix of one kind at one layer from the long table (kind, layer, i, j, value)."""
     rows = sup[(sup["kind"] == kind) & (sup["layer"] == layer)]
     if rows.empty:
         raise FigureError(f"{where}: no rows with kind={kind!r}, layer={layer} "
                           f"(layers: {sorted(sup.loc[sup['kind'] == kind, 'layer'].unique().tolist())})")
-    n = int(max(rows["i"].max(), rows["j"].max())) + 1
-    if len(rows) != n * n or rows.duplicated(["i", "j"]).any():
-        raise FigureError(f"{where}: kind={kind!r}, layer={layer} has {len(rows)} rows, expected {n}×{n}={n * n} "
-                          "unique (i, j)")
-    m = np.full((n, n), np.nan)
-    m[rows["i"].to_numpy(int), rows["j"].to_numpy(int)] = rows["value"].to_numpy(np.float64)
+    try:
+        m = superposition.to_matrices(rows, where)[0][(kind, int(layer))]
+    except ValueError as e:
+        raise FigureError(str(e)) from None
     if not np.isfinite(m).all():
         bad = np.argwhere(~np.isfinite(m))[0]
         raise FigureError(f"{where}: kind={kind!r}, layer={layer}, (i, j)=({bad[0]}, {bad[1]}): value is not finite")
     return m
-
-
-def off_diagonal(m: np.ndarray) -> np.ndarray:
-    """Entries with i ≠ j, row-major (P is not symmetric: both P_ij and P_ji count)."""
-    return m[~np.eye(len(m), dtype=bool)]
 
 
 def upper_pairs(m: np.ndarray) -> np.ndarray:
@@ -230,7 +219,7 @@ def _kde_axes(ax, curves, title=None):
 def kde_figure(sup: pd.DataFrame, label: str, points: int, corpus_id: str):
     """Gaussian KDE of the off-diagonal P entries, one panel per layer; the legend gives the kurtosis."""
     layers = layers_of(sup)
-    xs = {layer: off_diagonal(matrix(sup, "P", layer, f"superposition of {label}")) for layer in layers}
+    xs = {layer: offdiag(matrix(sup, "P", layer, f"superposition of {label}")) for layer in layers}
     grid = kde_grid_of(list(xs.values()), points)  # one x axis for all layers: panels compare directly
     fig, axes = _grid(len(layers), size=(2.8, 2.2), sharex=True, sharey=True)
     rows = []
@@ -252,7 +241,7 @@ def kde_figure(sup: pd.DataFrame, label: str, points: int, corpus_id: str):
 def kde_models_figure(sups: dict, stat: pd.DataFrame, layer: int, points: int, corpus_ids: dict):
     """KDE of off-diagonal P at one layer, every model on one axis (ordered by size)."""
     order = model_order(stat, list(sups))
-    xs = {r.model: off_diagonal(matrix(sups[r.model], "P", layer, f"superposition of {r.model}"))
+    xs = {r.model: offdiag(matrix(sups[r.model], "P", layer, f"superposition of {r.model}"))
           for r in order.itertuples()}
     grid = kde_grid_of(list(xs.values()), points)
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(order)))
@@ -367,7 +356,7 @@ def convergence_figure(sup: pd.DataFrame, label: str, layer: int, ns: list[int],
     m = matrix(sup, "P", layer, f"superposition of {label}")
     if ns[-1] > len(m):
         raise FigureError(f"superposition of {label}: n={ns[-1]} exceeds the {len(m)} items")
-    xs = {n: off_diagonal(m[:n, :n]) for n in ns}
+    xs = {n: offdiag(m[:n, :n]) for n in ns}
     grid = kde_grid_of(list(xs.values()), points)
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(ns)))
     ks = {n: kurtosis(xs[n]) for n in ns}
@@ -436,7 +425,7 @@ def case_study(sup: pd.DataFrame, items: pd.DataFrame, label: str, layer: int, t
 def read_superposition(path, kinds=("P",)) -> tuple[pd.DataFrame, str]:
     """The long table of some kinds, and the corpus_id of its metadata."""
     path = Path(path)
-    frame = pd.read_parquet(path, columns=list(SUP_COLUMNS), filters=[("kind", "in", list(kinds))])
+    frame = superposition.read_frame(path, kinds)
     check_columns(frame, SUP_COLUMNS, str(path))
     if frame.empty:
         raise FigureError(f"{path}: no rows with kind in {list(kinds)}")
@@ -501,13 +490,7 @@ def run_convergence(table, statistics, model, png, csv, label, layer, points, dp
     stat = read_statistics(statistics)
     n_all = len(matrix(sup, "P", layer, str(table)))
     ns = convergence_ns(stat, model, layer, n_all, str(statistics))
-    fig, frame = convergence_figure(sup, label, layer, ns, points, corpus_id)
-    for n, k in frame.drop_duplicates("n")[["n", "kurtosis"]].itertuples(index=False):
-        row = stat[(stat["model"] == model) & (stat["kind"] == "P") & (stat["layer"] == layer) & (stat["n"] == n)]
-        if not np.isclose(row["kurtosis"].iloc[0], k, rtol=1e-6, atol=1e-9):
-            log.warning("%s: model %s, layer %d, n=%d: kurtosis %.6g, but P[:n, :n] of %s gives %.6g",
-                        statistics, model, layer, n, row["kurtosis"].iloc[0], table, k)
-    save(fig, frame, png, csv, dpi, model)
+    save(*convergence_figure(sup, label, layer, ns, points, corpus_id), png, csv, dpi, model)
 
 
 def run_case_study(table, items, model, md, csv, label, layer, top):

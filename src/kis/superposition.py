@@ -20,6 +20,7 @@ import torch
 log = logging.getLogger(__name__)
 
 KINDS = ("P", "Q", "cos_white", "cos_act")
+COLUMNS_LONG = ("kind", "layer", "i", "j", "value")
 COSINES = ("cos_white", "cos_act")
 
 
@@ -106,22 +107,34 @@ def compute(keys: dict[int, np.ndarray], covs, items, *, ridge: float = 0.0, mod
     return pd.concat(frames, ignore_index=True), ridged
 
 
-def read(path) -> tuple[dict[tuple[str, int], np.ndarray], np.ndarray, dict]:
-    """({(kind, layer): N × N matrix}, items, metadata) from a superposition table."""
+def read_frame(path, kinds=None) -> "pd.DataFrame":
+    """The long table (kind, layer, i, j, value) of a superposition file, only the given kinds if any."""
     import pandas as pd
 
-    from .io import read_parquet_metadata
+    return pd.read_parquet(path, columns=list(COLUMNS_LONG),
+                           filters=[("kind", "in", list(kinds))] if kinds is not None else None)
 
-    frame = pd.read_parquet(path).sort_values(["kind", "layer", "i", "j"], kind="stable")
+
+def to_matrices(frame, where: str = "superposition") -> tuple[dict[tuple[str, int], np.ndarray], np.ndarray]:
+    """({(kind, layer): N × N matrix}, items) from a long table; every (kind, layer) must cover all N×N pairs."""
+    frame = frame.sort_values(["kind", "layer", "i", "j"], kind="stable")
     items = np.sort(frame.i.unique())
     n = len(items)
     out = {}
     for (kind, layer), g in frame.groupby(["kind", "layer"], sort=True):
         if len(g) != n * n or not (np.array_equal(g.i.to_numpy(), np.repeat(items, n))
                                    and np.array_equal(g.j.to_numpy(), np.tile(items, n))):
-            raise ValueError(f"{path}: kind={kind} layer={layer}: fields 'i', 'j' do not cover all {n}×{n} pairs")
+            raise ValueError(f"{where}: kind={kind} layer={layer}: fields 'i', 'j' do not cover all {n}×{n} pairs")
         out[(str(kind), int(layer))] = g.value.to_numpy().reshape(n, n)
-    return out, items, read_parquet_metadata(path)
+    return out, items
+
+
+def read(path, kinds=None) -> tuple[dict[tuple[str, int], np.ndarray], np.ndarray, dict]:
+    """({(kind, layer): N × N matrix}, items, metadata) from a superposition table."""
+    from .io import read_parquet_metadata
+
+    mats, items = to_matrices(read_frame(path, kinds), str(path))
+    return mats, items, read_parquet_metadata(path)
 
 
 def run_rule(*, model_name, keys, cov, out, ridge=0.0, condition_warn=1e8, device="cpu", logger=None):
@@ -147,7 +160,15 @@ def run_rule(*, model_name, keys, cov, out, ridge=0.0, condition_warn=1e8, devic
 # ---------------------------------------------------------------- statistics
 
 def offdiag(m: np.ndarray) -> np.ndarray:
+    """Entries with i ≠ j, row-major (P is not symmetric: both P_ij and P_ji count)."""
     return m[~np.eye(m.shape[0], dtype=bool)]
+
+
+def kurtosis(x) -> float:
+    # κ = E[(x−μ)⁴]/σ⁴ − 3 (Fisher, biased: scipy's default, as in the paper)
+    from scipy import stats
+
+    return float(stats.kurtosis(x))
 
 
 def summarize(x: np.ndarray, cosine: bool) -> dict:
@@ -155,7 +176,7 @@ def summarize(x: np.ndarray, cosine: bool) -> dict:
     from scipy import stats
 
     angle = np.degrees(np.arccos(np.clip(x, -1.0, 1.0))) if cosine else None
-    return {"kurtosis": float(stats.kurtosis(x)), "mean": float(np.mean(x)), "std": float(np.std(x)),
+    return {"kurtosis": kurtosis(x), "mean": float(np.mean(x)), "std": float(np.std(x)),
             "skewness": float(stats.skew(x)), "share_abs_gt_0_1": float(np.mean(np.abs(x) > 0.1)),
             "angle_mean": float(np.mean(angle)) if cosine else np.nan,
             "angle_std": float(np.std(angle)) if cosine else np.nan}
