@@ -255,3 +255,18 @@ def test_update_through_ffn_weight_changes_the_module_output_exactly(family):
     np.testing.assert_allclose((after - before).numpy(), (v - W @ k.double()).numpy(), rtol=1e-4, atol=1e-4)
     with pytest.raises(editing.EditDiverged):
         editing._apply(model, layer, dW * float("nan"), "test")
+
+
+def test_one_list_of_methods():
+    """kis.editing.METHODS is the list; the schema's enum and default, the editors, the defaults the schema
+    requires and the figure styles (kept apart because the figure env has no torch) must name the same methods."""
+    from kis import editing_figures
+
+    schema = yaml.safe_load((REPO_CONFIG.parent / "schema.yaml").read_text())
+    methods = schema["properties"]["editing"]["properties"]["methods"]
+    assert tuple(methods["items"]["enum"]) == editing.METHODS
+    assert tuple(methods["default"]) == editing.METHODS
+    defaults = schema["properties"]["editing"]["properties"]["defaults"]
+    assert set(defaults["required"]) == set(editing.METHODS) == set(defaults["properties"])
+    assert tuple(editing.EDITORS) == editing.METHODS
+    assert tuple(editing_figures.STYLES) == editing.METHODS

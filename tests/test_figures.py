@@ -299,3 +299,22 @@ def test_case_study_bad_prompt_names_file_item_and_field(tables):
 def test_parameter_counts_read_like_people_write_them():
     assert [figures.human(n) for n in (42_600, 134_515_008, 1.5e9, 6.05e9, 999)] == \
         ["42.6K", "135M", "1.5B", "6.05B", "999"]
+
+
+def test_figure_modules_import_without_torch():
+    """The figure rules run in envs/figures.yaml, which has no torch: kis.figures and kis.editing_figures (and
+    what they import: the superposition readers and statistics, the template check) must not need it."""
+    import subprocess
+
+    code = ("import sys\n"
+            "class NoTorch:\n"  # any `import torch` now fails
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ImportError('no torch here')\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "import kis.figures, kis.editing_figures\n"
+            "assert 'torch' not in sys.modules\n"
+            "assert kis.figures.kurtosis([0.0, 1.0, 0.0, -1.0]) == -1.0  # m4 / m2² − 3 = 0.5 / 0.25 − 3\n"
+            "kis.probe.check_template('{} is', 'prompt')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -90,7 +90,7 @@ def test_rome_trajectory_on_tiny_model(covs):
     before = [trajectory.immediate(model, tok, f)[1] for f in facts[:5]]
     frame = trajectory.run(model, tok, ed, facts[:5], facts[5:9], eval_every=2, model_name="tiny")
     assert frame.step.tolist() == [0, 2, 4, 5]
-    assert list(frame.columns) == list(editing.TRAJECTORY_COLUMNS)
+    assert list(frame.columns) == list(trajectory.TRAJECTORY_COLUMNS)
     assert (frame.status == "ok").all() and (frame.layer == 1).all()
     # step 0 is the unedited model: no change, no interference
     assert frame.delta_w_fro[0] == 0 and frame.interference_measured[0] == 0

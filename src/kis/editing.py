@@ -16,7 +16,7 @@ DeltaEdit: AlphaEdit, plus, when the drift score s = ‖A k‖ of the accumulate
 
 Every editor edits W through kis.models.ffn_weight (in place) and reports, at its `measure_layer` (whose keys no
 edit of the method moves), the key k_i it wrote and r_i = ΔW_i k_i, from which kis.trajectory predicts the
-interference. Trajectory table columns (trajectories/{model}/{method}.parquet) are listed in TRAJECTORY_COLUMNS.
+interference (kis.trajectory records it, with the columns of kis.trajectory.TRAJECTORY_COLUMNS).
 """
 from __future__ import annotations
 
@@ -32,35 +32,6 @@ from .probe import device_of
 log = logging.getLogger(__name__)
 
 METHODS = ("rome", "memit", "alphaedit", "deltaedit")
-
-TRAJECTORY_COLUMNS = {
-    "step": "edits applied so far (0: the unedited model)",
-    "method": "rome | memit | alphaedit | deltaedit",
-    "model": "config key of the model",
-    "layer": "measure layer: the edited layer (ROME) or the first layer of the range (MEMIT family)",
-    "status": "ok | diverged (the trajectory stops at the first diverged edit; its row has the reason)",
-    "reason": "why an edit diverged ('' when ok)",
-    "case_id": "case id of the last edit of this step ('' at step 0)",
-    "heldout_p_true": "mean over held-out facts of P(target_true | prompt) (product over target tokens)",
-    "heldout_logp_true": "mean over held-out facts of log P(target_true | prompt) (less dominated by sure facts)",
-    "heldout_acc": "share of held-out facts whose target_true is the teacher-forced argmax at every token",
-    "retention": "share of the edits so far whose target_new is still the argmax at every token",
-    "efficacy": "share of edits so far with mean log p(new) > mean log p(true) on the rewrite prompt",
-    "paraphrase": "mean over edits so far of the share of paraphrase prompts with p(new) > p(true)",
-    "neighborhood": "mean over edits so far of the share of neighborhood prompts with p(true) > p(new)",
-    "new_edit_efficacy": "share of the edits of this step successful right after they were applied",
-    "new_edit_p_new": "mean P(target_new | prompt) of the edits of this step right after they were applied",
-    "v_prob": "mean over the edits of this step of exp(−NLL) at the end of the δ optimisation",
-    "delta_w_fro": "‖W_n − W_0‖_F summed in squares over the edited layers",
-    "interference_measured": "mean over held-out keys j (bare prompt, subject's last token) of ‖(W_n − W_0) k_j‖ at "
-                             "the measure layer",
-    "interference_predicted": "mean over held-out keys j of ‖Σ_i r_i P_ij‖ from the recorded r_i and keys",
-    "interference_rel_error": "max over j of ‖measured_j − predicted_j‖ / ‖measured_j‖",
-    "interference_measured_keys": "list: ‖(W_n − W_0) k_j‖ per held-out key",
-    "interference_predicted_keys": "list: ‖Σ_i r_i P_ij‖ per held-out key",
-    "n_triggered": "DeltaEdit: edits so far whose δ was orthogonalised (0 for other methods)",
-    "seconds": "wall seconds of the edits of this step",
-}
 
 
 class EditDiverged(RuntimeError):
@@ -388,7 +359,7 @@ class DeltaEdit(AlphaEdit):
             self.A += dW
 
 
-EDITORS = {"rome": ROME, "memit": MEMIT, "alphaedit": AlphaEdit, "deltaedit": DeltaEdit}
+EDITORS = {cls.name: cls for cls in (ROME, MEMIT, AlphaEdit, DeltaEdit)}  # keyed as METHODS (tested)
 
 
 def make_editor(method: str, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0):

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import io  # noqa: E402
-from .figures import corpus_note  # noqa: E402
+from .figures import FigureError, corpus_note, save  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,11 @@ PANELS = (("heldout_p_true", "unrelated knowledge: mean P(true)"), ("retention",
           ("efficacy", "efficacy (edits so far)"))
 NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS), "interference_measured_keys",
           "interference_predicted_keys")
-METHOD_ORDER = ("rome", "memit", "alphaedit", "deltaedit")
-COLORS = {"rome": "tab:red", "memit": "tab:blue", "alphaedit": "tab:green", "deltaedit": "tab:purple"}
-# methods often coincide (efficacy 1.0 for all): distinct dashes and markers keep every line visible
-STYLES = {"rome": ("-", "o"), "memit": ("--", "s"), "alphaedit": ("-.", "^"), "deltaedit": (":", "D")}
-
-
-class FigureError(ValueError):
-    """A trajectory table does not hold what a figure needs; the message names the file and field."""
+# (colour, dashes, marker) of each method of kis.editing.METHODS, in that order (kis.editing needs torch, which the
+# figure rules' env lacks; tests/test_editing.py checks the two agree). Methods often coincide (efficacy 1.0 for
+# all): distinct dashes and markers keep every line visible.
+STYLES = {"rome": ("tab:red", "-", "o"), "memit": ("tab:blue", "--", "s"), "alphaedit": ("tab:green", "-.", "^"),
+          "deltaedit": ("tab:purple", ":", "D")}
 
 
 def read_tables(paths) -> pd.DataFrame:
@@ -56,7 +53,7 @@ def read_tables(paths) -> pd.DataFrame:
 
 def _methods(frame):
     present = list(dict.fromkeys(frame.method))
-    return [m for m in METHOD_ORDER if m in present] + [m for m in present if m not in METHOD_ORDER]
+    return [m for m in STYLES if m in present] + [m for m in present if m not in STYLES]
 
 
 def trajectory_figure(frame: pd.DataFrame, labels: dict | None = None):
@@ -73,13 +70,13 @@ def trajectory_figure(frame: pd.DataFrame, labels: dict | None = None):
             for method in _methods(sub):
                 t = sub[sub.method == method].sort_values("step")
                 ok = t[t.status == "ok"]
-                ls, mk = STYLES.get(method, ("-", "o"))
-                ax.plot(ok.step, ok[col], ls=ls, marker=mk, ms=4, lw=1.6, alpha=0.85, color=COLORS.get(method),
+                colour, ls, mk = STYLES.get(method, (None, "-", "o"))
+                ax.plot(ok.step, ok[col], ls=ls, marker=mk, ms=4, lw=1.6, alpha=0.85, color=colour,
                         label=method)
                 bad = t[t.status != "ok"]
                 if len(bad):
                     ax.plot(bad.step, np.nan_to_num(bad[col].to_numpy(), nan=0.0), "x", ms=9, mew=2,
-                            color=COLORS.get(method))
+                            color=colour)
                 data += [{"model": model, "method": method, "metric": col, "step": int(s), "value": float(v),
                           "status": st} for s, v, st in zip(t.step, t[col], t.status)]
             ax.set_title(f"{labels.get(model, model)}: {title}", fontsize=9)
@@ -121,7 +118,7 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
             s = sub[sub.method == method]
             if len(s):
                 rel = np.median(np.abs(s.measured - s.predicted) / s.measured)
-                ax.scatter(s.predicted, s.measured, s=8, alpha=0.5, color=COLORS.get(method),
+                ax.scatter(s.predicted, s.measured, s=8, alpha=0.5, color=STYLES.get(method, (None,))[0],
                            label=f"{method} (median rel. dev. {rel:.1e})")
         if len(sub):
             lo = float(min(sub.measured.min(), sub.predicted.min()))
@@ -139,17 +136,9 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
     return fig, pts
 
 
-def _save(fig, data: pd.DataFrame, png, csv, dpi: int) -> None:
-    with io.atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    with io.atomic_path(csv) as tmp:
-        data.to_csv(tmp, index=False)
-
-
 def run_trajectories(tables, png, csv, interference_png, interference_csv, labels=None, dpi: int = 300) -> None:
     frame = read_tables(tables)
     fig, data = trajectory_figure(frame, labels)
-    _save(fig, data, png, csv, dpi)
+    save(fig, data, png, csv, dpi, float_format=None)
     fig, pts = interference_figure(frame, labels)
-    _save(fig, pts, interference_png, interference_csv, dpi)
+    save(fig, pts, interference_png, interference_csv, dpi, float_format=None)

@@ -441,7 +441,7 @@ def read_statistics(path) -> pd.DataFrame:
     return frame
 
 
-def save(fig, table: pd.DataFrame, png, csv, dpi: int, model: str | None = None) -> None:
+def save(fig, table: pd.DataFrame, png, csv, dpi: int, model: str | None = None, float_format="%.6g") -> None:
     """PNG at `dpi` and the numbers behind it as CSV (first column: the model key), each written atomically."""
     if model is not None:
         table.insert(0, "model", model)
@@ -449,7 +449,7 @@ def save(fig, table: pd.DataFrame, png, csv, dpi: int, model: str | None = None)
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     with io.atomic_path(csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+        table.to_csv(tmp, index=False, float_format=float_format)
 
 
 def run_heatmap(table, model, png, csv, label, layers, dpi):

@@ -13,9 +13,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-import torch
-
-from . import models
 
 POSITIONS = ("subject_last", "subject_first", "last")
 BLANK = " \t\n▁ĠĊĉ"  # whitespace and the space / newline / tab markers of SentencePiece and byte-level BPE
@@ -116,6 +113,8 @@ def pad_id(tok) -> int:
 
 def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, mask), right-padded: real tokens keep their positions."""
+    import torch
+
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -138,6 +137,8 @@ def device_of(model) -> torch.device:
 @contextmanager
 def exact_fp32():
     """fp32 products without TF32 on GPUs."""
+    import torch
+
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
@@ -155,6 +156,8 @@ class StopForward(Exception):
 @contextmanager
 def key_hooks(model, on_key, layers=None, stop_after_last=True):
     """Call on_key(layer, k) with the input of each FFN output projection; stop after the last hooked layer."""
+    from . import models
+
     layers = list(range(models.n_layers(model))) if layers is None else list(layers)
     last = max(layers)
     handles = []
@@ -185,25 +188,28 @@ def run_until_stop(model, ids, mask=None) -> None:
 
 # ---------------------------------------------------------------- teacher-forced scoring
 
-@torch.no_grad()
 def logits(model, rows: list[list[int]], pad_id: int, device=None) -> torch.Tensor:
     """fp32 logits (B, width, V) of right-padded rows."""
+    import torch
+
     device = device_of(model) if device is None else device
     ids, mask = (t.to(device) for t in pad(rows, pad_id))
-    return model(input_ids=ids, attention_mask=mask).logits.float()
+    with torch.no_grad():
+        return model(input_ids=ids, attention_mask=mask).logits.float()
 
 
-@torch.no_grad()
 def teacher_forced(model, pad_id: int, prompts: list[list[int]], targets: list[list[int]], *,
                    batch_size: int = 32, order=None, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per fact, teacher-forced on prompt + target: (log p(t_j | prompt, t_<j) for each target token, fp64;
     the argmax token at each of those positions). Batches take the facts in `order` (default: longest first)."""
+    import torch
+
     n = len(prompts)
     order = length_order([len(p) + len(t) for p, t in zip(prompts, targets)]) if order is None else order
     out = [None] * n
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        lg = logits(model, [prompts[i] + targets[i] for i in idx], pad_id, device)
+        lg = logits(model, [prompts[i] + targets[i] for i in idx], pad_id, device)  # no grad
         logp = torch.log_softmax(lg, dim=-1)
         for b, i in enumerate(idx):
             p, t = prompts[i], targets[i]

@@ -7,7 +7,8 @@
     cos_act_ij = Q_ij / √(Q_ii Q_jj)       cosine of k_i and k_j
 
 and their statistics: the excess kurtosis of the off-diagonal entries (the paper's measure) and more, for the
-first n = 16, 32, 64, …, N items (the convergence series).
+first n = 16, 32, 64, …, N items (the convergence series). torch is imported by the functions that compute;
+the readers and statistics serve the figure rules, whose env has no torch.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import logging
 import time
 
 import numpy as np
-import torch
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,16 @@ class SingularCovariance(ValueError):
 
 
 def condition_number(c: torch.Tensor) -> float:
+    import torch
+
     ev = torch.linalg.eigvalsh(c.double())
     return float(ev[-1] / ev[0]) if ev[0] > 0 else float("inf")
 
 
 def factor(c: torch.Tensor, *, ridge: float = 0.0, where: str = "") -> tuple[torch.Tensor, bool]:
     """(lower Cholesky factor of C, whether a ridge was added). C + ridge·mean(diag C)·I only if C fails."""
+    import torch
+
     c = c.double()
     chol, info = torch.linalg.cholesky_ex(c)
     if int(info) == 0:
@@ -56,6 +60,8 @@ def factor(c: torch.Tensor, *, ridge: float = 0.0, where: str = "") -> tuple[tor
 
 def matrices(k: torch.Tensor, chol: torch.Tensor, where: str = "") -> dict[str, torch.Tensor]:
     """The N × N matrices of KINDS (float64) from keys K (N × f) and the Cholesky factor of C."""
+    import torch
+
     k = k.to(chol.device, torch.float64)
     x = torch.cholesky_solve(k.T.contiguous(), chol)  # C⁻¹Kᵀ (f × N)
     g = x.T @ k.T                                      # G_ij = (C⁻¹k_i)·k_j
@@ -89,6 +95,7 @@ def compute(keys: dict[int, np.ndarray], covs, items, *, ridge: float = 0.0, mod
     `covs(layer)` returns C of that layer (so a big model's covariances are loaded one at a time).
     """
     import pandas as pd
+    import torch
 
     frames, ridged = [], []
     for layer in sorted(keys):

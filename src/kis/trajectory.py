@@ -2,7 +2,7 @@
 
 A seeded permutation of the known facts gives the edit stream (first n_edits) and a disjoint held-out set (next
 n_test). After every `eval_every` edits (and at step 0, before any edit) one row is recorded (columns:
-kis.editing.TRAJECTORY_COLUMNS): held-out confidence P(target_true) and accuracy, retention of earlier edits,
+TRAJECTORY_COLUMNS): held-out confidence P(target_true) and accuracy, retention of earlier edits,
 CounterFact efficacy / paraphrase / neighborhood success over the edits so far, ‖ΔW‖_F, and interference on the
 held-out keys at the measure layer, measured ‖(W_n − W_0) k_j‖ against the closed form ‖Σ_i r_i P_ij‖.
 A diverging edit (non-finite update, weight or metric; singular solve) is recorded as a row with status
@@ -23,6 +23,35 @@ import torch
 from . import editing, keys, models, probe
 
 log = logging.getLogger(__name__)
+
+TRAJECTORY_COLUMNS = {
+    "step": "edits applied so far (0: the unedited model)",
+    "method": " | ".join(editing.METHODS),
+    "model": "config key of the model",
+    "layer": "measure layer: the edited layer (ROME) or the first layer of the range (MEMIT family)",
+    "status": "ok | diverged (the trajectory stops at the first diverged edit; its row has the reason)",
+    "reason": "why an edit diverged ('' when ok)",
+    "case_id": "case id of the last edit of this step ('' at step 0)",
+    "heldout_p_true": "mean over held-out facts of P(target_true | prompt) (product over target tokens)",
+    "heldout_logp_true": "mean over held-out facts of log P(target_true | prompt) (less dominated by sure facts)",
+    "heldout_acc": "share of held-out facts whose target_true is the teacher-forced argmax at every token",
+    "retention": "share of the edits so far whose target_new is still the argmax at every token",
+    "efficacy": "share of edits so far with mean log p(new) > mean log p(true) on the rewrite prompt",
+    "paraphrase": "mean over edits so far of the share of paraphrase prompts with p(new) > p(true)",
+    "neighborhood": "mean over edits so far of the share of neighborhood prompts with p(true) > p(new)",
+    "new_edit_efficacy": "share of the edits of this step successful right after they were applied",
+    "new_edit_p_new": "mean P(target_new | prompt) of the edits of this step right after they were applied",
+    "v_prob": "mean over the edits of this step of exp(−NLL) at the end of the δ optimisation",
+    "delta_w_fro": "‖W_n − W_0‖_F summed in squares over the edited layers",
+    "interference_measured": "mean over held-out keys j (bare prompt, subject's last token) of ‖(W_n − W_0) k_j‖ at "
+                             "the measure layer",
+    "interference_predicted": "mean over held-out keys j of ‖Σ_i r_i P_ij‖ from the recorded r_i and keys",
+    "interference_rel_error": "max over j of ‖measured_j − predicted_j‖ / ‖measured_j‖",
+    "interference_measured_keys": "list: ‖(W_n − W_0) k_j‖ per held-out key",
+    "interference_predicted_keys": "list: ‖Σ_i r_i P_ij‖ per held-out key",
+    "n_triggered": "DeltaEdit: edits so far whose δ was orthogonalised (0 for other methods)",
+    "seconds": "wall seconds of the edits of this step",
+}
 
 
 # ---------------------------------------------------------------- facts
@@ -196,7 +225,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
             if progress is not None:
                 progress(r)
     frame = pd.DataFrame(rows)
-    return frame[list(editing.TRAJECTORY_COLUMNS)]
+    return frame[list(TRAJECTORY_COLUMNS)]
 
 
 def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
