@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .io import jsonl_records
+
 log = logging.getLogger(__name__)
 
 
@@ -64,13 +66,7 @@ def read_local(path: str | Path, id_field: str = "id", text_field: str = "text")
         opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as fh:
             if name.endswith((".jsonl", ".jsonl.gz")):
-                raw = []
-                for lineno, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            raw.append(json.loads(line))
-                        except json.JSONDecodeError as e:
-                            raise CorpusError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
+                raw = jsonl_records(fh, path, CorpusError)
             else:
                 raw = json.load(fh)
     records = []

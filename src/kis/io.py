@@ -9,6 +9,20 @@ import tempfile
 from pathlib import Path
 
 
+def jsonl_records(fh, where, error=ValueError) -> list:
+    """The JSON records of a JSONL stream, one a line (blank lines skipped); a bad line raises error(message)."""
+    import json
+
+    out = []
+    for lineno, line in enumerate(fh, 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise error(f"{where}: line {lineno} is not valid JSON ({e.msg})") from None
+    return out
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; it replaces `path` only if the block finishes."""

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from . import models, probe
+from .io import jsonl_records
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,7 @@ def read_records(path: str | Path) -> list:
         return pd.read_parquet(path).to_dict("records")
     with open(path, encoding="utf-8") as fh:
         if name.endswith(".jsonl"):
-            out = []
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise FactsError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
-            return out
+            return jsonl_records(fh, path, FactsError)
         try:
             data = json.load(fh)
         except json.JSONDecodeError as e:
