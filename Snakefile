@@ -22,10 +22,8 @@ include: "rules/superposition.smk"
 include: "rules/figures.smk"
 include: "rules/editing.smk"
 
-include: "rules/targets.smk"
-
 
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        get_final_output(),
