@@ -31,6 +31,29 @@ def get_final_output():
     return final
 
 
+def key_numbers():
+    """The report front page's numbers (report/workflow.rst): per model, the excess kurtosis of off-diagonal P with
+    all N facts at layer 0, its mean over layers and its highest layer; {} while statistics.parquet does not exist."""
+    import os
+
+    import pandas as pd
+
+    path = rules.statistics.output.table
+    if not os.path.exists(path):
+        return {}
+    stat = pd.read_parquet(path)
+    full = stat[(stat.kind == "P") & (stat.n == stat.groupby("model").n.transform("max"))]
+    numbers = {}
+    for model, g in full.groupby("model", sort=False):
+        g = g.sort_values("layer")
+        top = g.loc[g["kurtosis"].idxmax()]
+        k = g["kurtosis"]
+        numbers[model] = {"label": str(g.label.iloc[0]), "n": int(g.n.iloc[0]), "layers": len(g),
+                          "first": round(float(k.iloc[0]), 2), "mean": round(float(k.mean()), 2),
+                          "max": round(float(top["kurtosis"]), 2), "max_layer": int(top.layer)}
+    return numbers
+
+
 def model_size_gb(model):
     """Approximate weight size from the config (models.<m>.size_gb), for cluster resources."""
     return float(config["models"][model]["size_gb"])

@@ -79,5 +79,32 @@ def save(out_dir: str | Path, family: str = "gpt2", seed: int = 0) -> Path:
     return out_dir
 
 
+# where each family keeps its FFN output projection — written out here, independently of kis.models
+FFN_OUT = {"gpt2": "transformer.h.{}.mlp.c_proj", "gptj": "transformer.h.{}.mlp.fc_out",
+           "gpt_neox": "gpt_neox.layers.{}.mlp.dense_4h_to_h", "llama": "model.layers.{}.mlp.down_proj"}
+
+
+def covariance_reference(model, tok, texts, family, max_length):
+    """float64 Σ k kᵀ / T, one text at a time (no padding at all), hooks written without kis."""
+    n_layers = model.config.num_hidden_layers if hasattr(model.config, "num_hidden_layers") else model.config.n_layer
+    mods = dict(model.named_modules())
+    sums, count = None, 0
+    for text in texts:
+        ids = tok(text, truncation=True, max_length=max_length, return_tensors="pt")["input_ids"]
+        got = {}
+        hooks = [mods[FFN_OUT[family].format(i)].register_forward_pre_hook(
+            lambda m, a, i=i: got.__setitem__(i, a[0][0].double())) for i in range(n_layers)]
+        with torch.no_grad():
+            model(input_ids=ids)
+        for h in hooks:
+            h.remove()
+        if sums is None:
+            sums = [torch.zeros(got[0].shape[1], got[0].shape[1], dtype=torch.float64) for _ in range(n_layers)]
+        for i in range(n_layers):
+            sums[i] += got[i].T @ got[i]
+        count += ids.shape[1]
+    return [s / count for s in sums], count
+
+
 if __name__ == "__main__":
     print(save(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "gpt2"))

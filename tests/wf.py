@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
+import tiny
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tiny  # noqa: E402
+SHARED = REPO.parent / "shared"  # read-only real data (../shared/README.md); tests skip when it is absent
 
 
 def facts_file() -> Path:
@@ -112,3 +112,10 @@ def planned_jobs(config: Path, *targets: str, extra=()) -> dict[str, int]:
             if parts[0] != "total":
                 counts[parts[0]] = int(parts[1])
     return counts
+
+
+def defaults(section: str) -> dict:
+    """The defaults of one config section's settings, from config/schema.yaml (the only place they live)."""
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    props = schema["properties"][section]["properties"]
+    return {k: v["default"] for k, v in props.items() if "default" in v}
