@@ -12,13 +12,13 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """The whole workflow (default target) finished once on tiny GPT-2 + Llama models; returns the config path.
+    """The committed tiny end-to-end config (.test/config/config.yaml: tiny GPT-2 + Llama) run once as CI runs it,
+    `snakemake --directory .test`, in a copy; returns the config path.
 
     Tests may dry-run against it with other configs pointing at the same results, but must not rebuild it.
     """
     import wf
 
-    root = tmp_path_factory.mktemp("tiny_run")
-    config = wf.tiny_config(root, families=("gpt2", "llama"))
+    config = wf.dot_test(tmp_path_factory.mktemp("tiny_run"))
     wf.snakemake(config, "--cores", "2")
     return config

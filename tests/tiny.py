@@ -1,10 +1,13 @@
 """Tiny random models of each registered family, built from transformers configs (no download).
 
-`python tests/tiny.py OUT_DIR [family]` saves one as a local directory (model + tokenizer) for workflow tests.
+`python tests/tiny.py .test` writes the inputs of the committed tiny end-to-end config (.test/config/config.yaml):
+models/gpt2, models/llama and data/corpus.jsonl. `python tests/tiny.py OUT_DIR FAMILY` saves one model (model +
+tokenizer) as a local directory.
 """
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 
@@ -106,5 +109,27 @@ def covariance_reference(model, tok, texts, family, max_length):
     return [s / count for s in sums], count
 
 
+def corpus_file(path: str | Path, n: int = 24) -> Path:
+    """A small JSONL corpus from CPython's pydoc topics (exists everywhere)."""
+    from pydoc_data.topics import topics
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for k, v in sorted(topics.items())[:n]:
+            fh.write(json.dumps({"id": k, "text": v[:1500]}) + "\n")
+    return path
+
+
+def write_test_inputs(test_dir: str | Path, families=("gpt2", "llama")) -> Path:
+    """The generated inputs of .test/config/config.yaml under test_dir: models/<family>, data/corpus.jsonl."""
+    test_dir = Path(test_dir)
+    for family in families:
+        if not (test_dir / "models" / family / "config.json").exists():
+            save(test_dir / "models" / family, family)
+    corpus_file(test_dir / "data" / "corpus.jsonl")
+    return test_dir
+
+
 if __name__ == "__main__":
-    print(save(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "gpt2"))
+    print(save(sys.argv[1], sys.argv[2]) if len(sys.argv) > 2 else write_test_inputs(sys.argv[1]))
