@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: setup quickstart test lint report clean
+.PHONY: setup quickstart test test-workflow lint report clean
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,13 @@ quickstart: setup
 test: setup
 	$(BIN)/python -m pytest -q -rs
 
+# the tiny end-to-end config in place, as the snakemake-workflows catalog runs it (generated tiny models, no download)
+test-workflow: setup
+	$(BIN)/python tests/tiny.py .test
+	$(BIN)/snakemake --directory .test --cores $(CORES)
+
 lint: setup
 	$(BIN)/snakemake --lint
 
 clean:
-	rm -rf .snakemake results report.html
+	rm -rf .snakemake results report.html .test/.snakemake .test/results .test/models .test/data

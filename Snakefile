@@ -5,13 +5,17 @@ from snakemake.utils import min_version, validate
 min_version("8.29")
 
 
-# Each config file is complete: `--configfile config/paper.yaml` replaces the offline default, not merges into it.
+# `--configfile config/paper.yaml` replaces the offline default, not merges into it; a setting a config leaves out
+# takes its default from config/schema.yaml.
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
+validate(config, "config/schema.yaml")  # fills every default (config/schema.yaml is the only place they live)
+
+
+report: "report/workflow.rst"  # the report's front page: what ran, on which models and corpus, the key numbers
 
 
 include: "rules/common.smk"
@@ -22,10 +26,12 @@ include: "rules/superposition.smk"
 include: "rules/figures.smk"
 include: "rules/editing.smk"
 
-include: "rules/targets.smk"
+
+if workflow.is_main_process:  # not in every job: the front page reads the finished statistics table
+    config["key_numbers"] = key_numbers()
 
 
 rule all:
     default_target: True
     input:
-        ALL_TARGETS,
+        get_final_output(),

@@ -1,27 +1,62 @@
 # Shared helpers for every rules/*.smk file. Conventions --
+# - settings: config/schema.yaml holds every default and Snakefile's validate() fills them, so rules read
+#   config[...] directly; the few defaults that depend on other settings are filled once below
 # - outputs under RESULTS, logs under LOGS/<rule>/..., benchmarks under BENCH/<rule>/...
 # - `params:` carries every setting that changes a result (so reruns trigger); resources carry the rest
-# - scripts live in workflow/scripts/ and call one function of the `kis` package (src/kis)
+# - a rule's input that another rule makes is `rules.<rule>.output.<name>`, never the path spelled again
+# - scripts live in workflow/scripts/: three lines handing the job to one function of the `kis` package (kis.io.run)
 import json
 
-RESULTS = config.get("results", "results")
+RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 MODELS = list(config["models"])
-ALL_TARGETS = []  # each rules/*.smk appends its final outputs; `rule all` builds them
+
+# Defaults that depend on other settings (the schema cannot state them): a model's label is its key; the CounterFact
+# download is kept under the results folder.
+for _name, _spec in config["models"].items():
+    _spec.setdefault("label", _name)
+config["facts"].setdefault("cache", f"{RESULTS}/facts/download/counterfact.json")
+LABELS = {m: config["models"][m]["label"] for m in MODELS}
 
 
-def model_spec(wc):
-    return config["models"][wc.model]
+def get_final_output():
+    """The default target (Snakefile, all): every model's covariance diagnostics, the analysis set, the statistics,
+    every figure family, and the editing figures when the config has an editing section."""
+    final = expand(rules.covariance_diagnostics.output.table, model=MODELS)
+    final += [rules.select_items.output.table, rules.statistics.output.table]
+    final += [f for targets in FIGURE_TARGETS.values() for f in targets]
+    if "editing" in config:  # e.g. the paper's superposition study has none: no trajectories
+        final += list(rules.fig_trajectories.output)
+    return final
 
 
-def manifest(wc):
-    return f"{RESULTS}/models/{wc.model}/manifest.json"
+def key_numbers():
+    """The report front page's numbers (report/workflow.rst): per model, the excess kurtosis of off-diagonal P with
+    all N facts at layer 0, its mean over layers and its highest layer; {} while statistics.parquet does not exist."""
+    import os
+
+    import pandas as pd
+
+    path = rules.statistics.output.table
+    if not os.path.exists(path):
+        return {}
+    stat = pd.read_parquet(path)
+    full = stat[(stat.kind == "P") & (stat.n == stat.groupby("model").n.transform("max"))]
+    numbers = {}
+    for model, g in full.groupby("model", sort=False):
+        g = g.sort_values("layer")
+        top = g.loc[g["kurtosis"].idxmax()]
+        k = g["kurtosis"]
+        numbers[model] = {"label": str(g.label.iloc[0]), "n": int(g.n.iloc[0]), "layers": len(g),
+                          "first": round(float(k.iloc[0]), 2), "mean": round(float(k.mean()), 2),
+                          "max": round(float(top["kurtosis"]), 2), "max_layer": int(top.layer)}
+    return numbers
 
 
 def model_size_gb(model):
-    """Approximate weight size from the config (size_gb), for cluster resources; 1 GB when unknown."""
-    return float(config["models"][model].get("size_gb", 1.0))
+    """Approximate weight size from the config (models.<m>.size_gb), for cluster resources."""
+    return float(config["models"][model]["size_gb"])
 
 
 def model_mem_mb(model, factor=2):
@@ -34,12 +69,27 @@ def model_runtime(model):
 
 
 def model_gpu_model(model):
-    """SLURM gpu_model for a model's GPU jobs (config models.<m>.gpu_model, e.g. a100); "" asks for any GPU.
+    """SLURM gpu_model for a model's GPU jobs (config models.<m>.gpu_model, e.g. a100); "" asks for any GPU."""
+    return config["models"][model]["gpu_model"] or ""
 
-    GPU rules declare `gpu=1, gpu_model=lambda wc: model_gpu_model(wc.model)`; the SLURM plugin turns this into
-    `--gpus=<gpu_model>:1` (or `--gpus=1`); locally `--resources gpu=N` caps concurrent GPU jobs.
+
+def gpu_resources(mem_factor=2, runtime_factor=1):
+    """Resources of the jobs that run one model ({model} wildcard) on a GPU; use as `resources: **gpu_resources()`.
+
+    gpu=1: locally `--resources gpu=N` caps concurrent GPU jobs; the SLURM plugin turns gpu + gpu_model into
+    `--gpus=<gpu_model>:1` (or `--gpus=1`). Memory and runtime scale with the model's size_gb.
     """
-    return config["models"][model].get("gpu_model") or ""
+    return {
+        "gpu": 1,
+        "gpu_model": lambda wc: model_gpu_model(wc.model),
+        "mem_mb": lambda wc: model_mem_mb(wc.model, factor=mem_factor),
+        "runtime": lambda wc: runtime_factor * model_runtime(wc.model),
+    }
+
+
+def halved(value, attempt, floor=1):
+    """A batching setting halved on each retry after an out-of-memory error (never below floor)."""
+    return max(floor, value // 2 ** (attempt - 1))
 
 
 # Reruns (profiles/, tests/test_reruns.py): a model entry's keys that only place or label its jobs, never change a
@@ -53,14 +103,15 @@ def model_result_spec(wc):
 
 
 def model_max_length(model):
-    """Tokens per corpus text for this model's C: models.<m>.covariance.max_length, else corpus.max_length."""
-    own = config["models"][model].get("covariance") or {}
-    return own["max_length"] if "max_length" in own else config["corpus"].get("max_length")
+    """Tokens per corpus text for this model's C: models.<m>.covariance.max_length when given (null: the model's
+    context), else corpus.max_length."""
+    own = config["models"][model]["covariance"]
+    return own["max_length"] if "max_length" in own else config["corpus"]["max_length"]
 
 
 # Figures (rules/figures.smk): the label of a model, and the corpus behind C named in the figure captions.
 def fig_label(wc):
-    return config["models"][wc.model].get("label", wc.model)
+    return LABELS[wc.model]
 
 
 def fig_corpus(*tables):
@@ -91,13 +142,13 @@ def edit_names(wc):
 
 
 def edit_settings(wc):
-    editing = config.get("editing", {})
+    editing = config["editing"]
     common = ("n_edits", "n_test", "eval_every", "seed", "require_known", "max_neighborhood", "cov_ridge",
               "kl_prompt", "context_templates", "layer_fraction")
-    out = {k: editing[k] for k in common if k in editing}
-    out["defaults"] = {wc.method: editing.get("defaults", {}).get(wc.method, {})}
+    out = {k: editing[k] for k in common}
+    out["defaults"] = {wc.method: editing["defaults"][wc.method]}
     for table in ("published", "overrides"):
-        entries = editing.get(table) or {}
+        entries = editing[table]
         out[table] = {n: {wc.method: entries[n][wc.method]} for n in edit_names(wc)
-                      if wc.method in (entries.get(n) or {})}
+                      if n in entries and wc.method in entries[n]}
     return out

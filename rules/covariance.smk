@@ -19,13 +19,13 @@ rule corpus:
 
 rule covariance:
     input:
-        manifest=manifest,
+        manifest=rules.prepare_model.output.manifest,
         texts=rules.corpus.output.texts,
     output:
         cov=protected(f"{RESULTS}/covariance/{{model}}.safetensors"),
     params:
         max_length=lambda wc: model_max_length(wc.model),  # models.<m>.covariance.max_length, else corpus
-        store_dtype=config["covariance"].get("store_dtype", "float64"),
+        store_dtype=config["covariance"]["store_dtype"],
         checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint.pt",
     log:
         f"{LOGS}/covariance/{{model}}.log",
@@ -36,12 +36,9 @@ rule covariance:
         "../envs/torch.yaml"
     resources:
         # the budget only changes batching, never C: halved on each retry after an out-of-memory error
-        checkpoint_every=config["covariance"].get("checkpoint_every", 10),  # never changes C: no rerun
-        token_budget=lambda wc, attempt: max(16, config["covariance"].get("token_budget", 4096) // 2 ** (attempt - 1)),
-        gpu=1,
-        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
-        mem_mb=lambda wc: model_mem_mb(wc.model, factor=3),
-        runtime=lambda wc: model_runtime(wc.model),
+        checkpoint_every=config["covariance"]["checkpoint_every"],  # never changes C: no rerun
+        token_budget=lambda wc, attempt: halved(config["covariance"]["token_budget"], attempt, floor=16),
+        **gpu_resources(mem_factor=3),
     script:
         "../workflow/scripts/covariance.py"
 
@@ -52,13 +49,10 @@ rule covariance_diagnostics:
     output:
         table=f"{RESULTS}/covariance/{{model}}.diagnostics.parquet",
     params:
-        condition_warn=config["covariance"].get("condition_warn", 1e8),
+        condition_warn=config["covariance"]["condition_warn"],
     log:
         f"{LOGS}/covariance_diagnostics/{{model}}.log",
     conda:
         "../envs/torch.yaml"
     script:
         "../workflow/scripts/covariance_diagnostics.py"
-
-
-ALL_TARGETS += expand(rules.covariance_diagnostics.output.table, model=MODELS)

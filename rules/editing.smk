@@ -2,20 +2,18 @@
 # at a time; every eval_every edits one row records held-out confidence, retention, CounterFact success and the
 # interference on held-out keys, measured against the closed form Σ_i r_i P_ij (kis.editing, kis.trajectory).
 # Helpers edit_names / edit_settings (what a trajectory's params hold) are in rules/common.smk.
-EDITING = config.get("editing", {})
-EDIT_METHODS = list(EDITING.get("methods", ["rome", "memit", "alphaedit", "deltaedit"]))
-TRAJECTORY = f"{RESULTS}/trajectories/{{model}}/{{method}}.parquet"
+EDIT_METHODS = config["editing"]["methods"] if "editing" in config else []  # no editing section: no trajectories
 EDIT_FIG = f"{RESULTS}/figures/trajectories"
 
 
 rule trajectory:
     input:
-        manifest=manifest,
-        cov=f"{RESULTS}/covariance/{{model}}.safetensors",
-        known=f"{RESULTS}/knowledge/{{model}}/known.parquet",
-        facts=f"{RESULTS}/facts/facts.parquet",
+        manifest=rules.prepare_model.output.manifest,
+        cov=rules.covariance.output.cov,
+        known=rules.known.output.known,
+        facts=rules.facts.output.facts,
     output:
-        table=TRAJECTORY,
+        table=f"{RESULTS}/trajectories/{{model}}/{{method}}.parquet",
     params:
         settings=edit_settings,
         names=edit_names,
@@ -29,11 +27,8 @@ rule trajectory:
         "../envs/torch.yaml"
     resources:
         # evaluation batching never changes a metric; halved on each retry after an out-of-memory error
-        batch_size=lambda wc, attempt: max(1, EDITING.get("batch_size", 32) // 2 ** (attempt - 1)),
-        gpu=1,
-        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
-        mem_mb=lambda wc: model_mem_mb(wc.model, factor=3),
-        runtime=lambda wc: 2 * model_runtime(wc.model),
+        batch_size=lambda wc, attempt: halved(config["editing"]["batch_size"], attempt),
+        **gpu_resources(mem_factor=3, runtime_factor=2),
     script:
         "../workflow/scripts/trajectory.py"
 
@@ -41,7 +36,7 @@ rule trajectory:
 rule fig_trajectories:
     localrule: True
     input:
-        tables=expand(TRAJECTORY, model=MODELS, method=EDIT_METHODS),
+        tables=expand(rules.trajectory.output.table, model=MODELS, method=EDIT_METHODS),
     output:
         png=report(f"{EDIT_FIG}/trajectories.png", caption="../report/trajectories.rst", category="editing"),
         csv=report(f"{EDIT_FIG}/trajectories.csv", caption="../report/trajectories.rst", category="editing"),
@@ -50,8 +45,8 @@ rule fig_trajectories:
         interference_csv=report(f"{EDIT_FIG}/interference.csv", caption="../report/interference.rst",
                                 category="editing"),
     params:
-        labels={m: config["models"][m].get("label", m) for m in MODELS},
-        dpi=config.get("figures", {}).get("dpi", 300),
+        labels=LABELS,
+        dpi=config["figures"]["dpi"],
     log:
         f"{LOGS}/fig_trajectories/trajectories.log",
     conda:
@@ -64,7 +59,3 @@ rule trajectories:
     localrule: True
     input:
         rules.fig_trajectories.output,
-
-
-if EDITING:  # a config without an editing section (e.g. the paper's superposition study) builds no trajectories
-    ALL_TARGETS += list(rules.fig_trajectories.output)

@@ -3,14 +3,12 @@
 # Every setting that changes a figure is in that figure's params, so only that figure reruns when it changes.
 import re
 
-FIGURES = {"dpi": 300, "heatmap_layers": "all", "convergence_layer": 0, "case_study_layer": 0,
-           "case_study_top": 20, "angle_layers": ["first", "middle", "last"], "kde_points": 512,
-           **config.get("figures", {})}
+FIGURES = config["figures"]
 FIG = f"{RESULTS}/figures"
 FIG_COMPARE_LAYER = 0  # the paper's side-by-side of all models is at layer 0
 FIG_MODEL = "|".join(re.escape(m) for m in MODELS)  # keeps {model} off the all-model file names
-SUPERPOSITION_TABLE = f"{RESULTS}/superposition/{{model}}.parquet"
-STATISTICS_TABLE = f"{RESULTS}/statistics.parquet"
+SUPERPOSITION_TABLE = rules.superposition.output.table
+STATISTICS_TABLE = rules.statistics.output.table
 
 
 rule fig_heatmap:
@@ -182,7 +180,7 @@ rule fig_case_study:
     localrule: True
     input:
         table=SUPERPOSITION_TABLE,
-        item_table=f"{RESULTS}/knowledge/items.parquet",
+        item_table=rules.select_items.output.table,
     output:
         md=report(f"{FIG}/case_study/case_study_{{model}}.md", caption="../report/case_study.rst",
                   category="case study", subcategory="{model}"),
@@ -253,6 +251,3 @@ rule figures:
     localrule: True
     input:
         [f for targets in FIGURE_TARGETS.values() for f in targets],
-
-
-ALL_TARGETS += [f for targets in FIGURE_TARGETS.values() for f in targets]

@@ -1,14 +1,10 @@
 # Known facts: CounterFact → validated facts → per-model known filter → the analysis set (N facts all models know).
 
-FACTS = {"source": "local", "path": "resources/facts.json", "url": "https://rome.baulab.info/data/dsets/counterfact.json",
-         "on_bad_record": "error", **config.get("facts", {})}
-FACTS.setdefault("cache", f"{RESULTS}/facts/download/counterfact.json")
+FACTS = config["facts"]
 # only the keys of the chosen source go into params, so editing an unused one reruns nothing
 FACTS_PARAMS = {k: FACTS[k] for k in {"local": ["source", "path"], "url": ["source", "url", "cache"],
-                                     "hf": ["source", "hf"]}[FACTS["source"]] + ["on_bad_record", "max_records"]
-                if k in FACTS}
-ANALYSIS = {"n_items": 128, "selection": "first", "seed": 0, "require_known": True, "known_batch_size": 32,
-            **config.get("analysis", {})}
+                                     "hf": ["source", "hf"]}[FACTS["source"]] + ["on_bad_record", "max_records"]}
+ANALYSIS = config["analysis"]
 
 
 rule facts:
@@ -18,7 +14,7 @@ rule facts:
     output:
         facts=f"{RESULTS}/facts/facts.parquet",
     params:
-        facts=FACTS_PARAMS,
+        source=FACTS_PARAMS,  # kis.knowledge.load_facts
     log:
         f"{LOGS}/facts/facts.log",
     conda:
@@ -29,7 +25,7 @@ rule facts:
 
 rule known:
     input:
-        manifest=manifest,
+        manifest=rules.prepare_model.output.manifest,
         facts=rules.facts.output.facts,
     output:
         known=f"{RESULTS}/knowledge/{{model}}/known.parquet",
@@ -42,11 +38,8 @@ rule known:
         "../envs/torch.yaml"
     resources:
         # batching never changes which facts are known; halved on each retry after an out-of-memory error
-        batch_size=lambda wc, attempt: max(1, ANALYSIS["known_batch_size"] // 2 ** (attempt - 1)),
-        gpu=1,
-        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
-        mem_mb=lambda wc: model_mem_mb(wc.model),
-        runtime=lambda wc: model_runtime(wc.model),
+        batch_size=lambda wc, attempt: halved(ANALYSIS["known_batch_size"], attempt),
+        **gpu_resources(),
     script:
         "../workflow/scripts/known.py"
 
@@ -67,6 +60,3 @@ rule select_items:
         "../envs/torch.yaml"
     script:
         "../workflow/scripts/select_items.py"
-
-
-ALL_TARGETS += [rules.select_items.output.table]

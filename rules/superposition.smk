@@ -1,14 +1,13 @@
 # Keys at the subject's last token (every layer, one pass), the superposition matrices P, Q and the cosines
 # per layer, and the statistics table over all models (kurtosis of off-diagonal P: the paper's measure).
 
-KEYS = {"position": "subject_last", "context_templates": ["{}"], "batch_size": 32, **config.get("keys", {})}
-SUPERPOSITION = {"ridge": 0.0, **config.get("superposition", {})}
+KEYS = config["keys"]
 
 
 rule keys:
     input:
-        manifest=manifest,
-        analysis=f"{RESULTS}/knowledge/items.parquet",
+        manifest=rules.prepare_model.output.manifest,
+        item_table=rules.select_items.output.table,
     output:
         table=f"{RESULTS}/keys/{{model}}.parquet",
     params:
@@ -23,11 +22,8 @@ rule keys:
         "../envs/torch.yaml"
     resources:
         # batching never changes the keys; halved on each retry after an out-of-memory error
-        batch_size=lambda wc, attempt: max(1, KEYS["batch_size"] // 2 ** (attempt - 1)),
-        gpu=1,
-        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
-        mem_mb=lambda wc: model_mem_mb(wc.model),
-        runtime=lambda wc: model_runtime(wc.model),
+        batch_size=lambda wc, attempt: halved(KEYS["batch_size"], attempt),
+        **gpu_resources(),
     script:
         "../workflow/scripts/keys.py"
 
@@ -35,12 +31,12 @@ rule keys:
 rule superposition:
     input:
         key_table=rules.keys.output.table,
-        cov=f"{RESULTS}/covariance/{{model}}.safetensors",
+        cov=rules.covariance.output.cov,
     output:
         table=f"{RESULTS}/superposition/{{model}}.parquet",
     params:
-        ridge=SUPERPOSITION["ridge"],
-        condition_warn=config["covariance"].get("condition_warn", 1e8),
+        ridge=config["superposition"]["ridge"],
+        condition_warn=config["covariance"]["condition_warn"],
     log:
         f"{LOGS}/superposition/{{model}}.log",
     benchmark:
@@ -49,10 +45,7 @@ rule superposition:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=1,
-        gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
-        mem_mb=lambda wc: model_mem_mb(wc.model),
-        runtime=lambda wc: model_runtime(wc.model),
+        **gpu_resources(),
     script:
         "../workflow/scripts/superposition.py"
 
@@ -61,18 +54,15 @@ rule statistics:
     localrule: True
     input:
         tables=expand(rules.superposition.output.table, model=MODELS),
-        manifests=expand(f"{RESULTS}/models/{{model}}/manifest.json", model=MODELS),
+        manifests=expand(rules.prepare_model.output.manifest, model=MODELS),
     output:
         table=f"{RESULTS}/statistics.parquet",
     params:
         models=MODELS,
-        labels={m: config["models"][m].get("label", m) for m in MODELS},
+        labels=LABELS,
     log:
         f"{LOGS}/statistics/statistics.log",
     conda:
         "../envs/torch.yaml"
     script:
         "../workflow/scripts/statistics.py"
-
-
-ALL_TARGETS += [rules.statistics.output.table]

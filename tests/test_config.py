@@ -1,12 +1,11 @@
 """The config schema rejects bad configs with a message naming the field; every shipped config validates."""
 import copy
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from wf import REPO
 SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
 
 
@@ -50,3 +49,31 @@ def test_snakemake_refuses_a_bad_config(tmp_path):
     proc = wf.snakemake(bad, "-n", check=False)
     assert proc.returncode != 0
     assert "store_dtype" in proc.stdout + proc.stderr and "int4" in proc.stdout + proc.stderr
+
+
+def test_validate_fills_the_defaults_of_absent_sections():
+    """The pinned snakemake's validate() fills defaults only inside objects present in the config: each section
+    has `default: {}`, so a config naming only models and corpus gets every section with every default."""
+    import wf
+    from snakemake.utils import validate as snakemake_validate
+
+    cfg = {"models": {"m": {"hub_id": "gpt2"}}, "corpus": {"source": "python_docs"}}
+    snakemake_validate(cfg, str(REPO / "config" / "schema.yaml"))
+    for section in ("covariance", "facts", "analysis", "keys", "superposition", "figures"):
+        assert cfg[section] == wf.defaults(section), section
+    assert cfg["facts"]["url"].startswith("https://")  # the CounterFact URL: only in the schema
+    assert cfg["models"]["m"] == {"hub_id": "gpt2", "revision": None, "dtype": "float32", "trust_remote_code": False,
+                                  "gpu_model": None, "size_gb": 1.0, "covariance": {}}
+    assert cfg["results"] == "results" and "editing" not in cfg  # no editing section: no trajectories
+
+
+def test_validate_fills_nested_editing_defaults():
+    import wf
+    from snakemake.utils import validate as snakemake_validate
+
+    cfg = base()
+    cfg["editing"] = {"defaults": cfg["editing"]["defaults"]}
+    snakemake_validate(cfg, str(REPO / "config" / "schema.yaml"))
+    assert cfg["editing"] == {**wf.defaults("editing"), "defaults": base()["editing"]["defaults"]}
+    assert cfg["editing"]["methods"] == ["rome", "memit", "alphaedit", "deltaedit"]
+    assert cfg["editing"]["context_templates"] == ["{}"] and cfg["editing"]["published"] == {}

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kis import corpus
-from conftest import SHARED
+from wf import SHARED
 
 
 def records(n):

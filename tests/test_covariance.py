@@ -21,37 +21,10 @@ TEXTS = [
     "Text sequence type: str. Textual data in Python is handled with str objects, or strings.",
 ]
 
-# where each family keeps its FFN output projection — written out here, independently of kis.models
-FFN_OUT = {"gpt2": "transformer.h.{}.mlp.c_proj", "gptj": "transformer.h.{}.mlp.fc_out",
-           "gpt_neox": "gpt_neox.layers.{}.mlp.dense_4h_to_h", "llama": "model.layers.{}.mlp.down_proj"}
-
-
-def reference(model, tok, texts, family, max_length):
-    """float64 Σ k kᵀ / T, one text at a time (no padding at all), hooks written without kis."""
-    n_layers = model.config.num_hidden_layers if hasattr(model.config, "num_hidden_layers") else model.config.n_layer
-    mods = dict(model.named_modules())
-    sums, count = None, 0
-    for text in texts:
-        ids = tok(text, truncation=True, max_length=max_length, return_tensors="pt")["input_ids"]
-        got = {}
-        hooks = [mods[FFN_OUT[family].format(i)].register_forward_pre_hook(
-            lambda m, a, i=i: got.__setitem__(i, a[0][0].double())) for i in range(n_layers)]
-        with torch.no_grad():
-            model(input_ids=ids)
-        for h in hooks:
-            h.remove()
-        if sums is None:
-            sums = [torch.zeros(got[0].shape[1], got[0].shape[1], dtype=torch.float64) for _ in range(n_layers)]
-        for i in range(n_layers):
-            sums[i] += got[i].T @ got[i]
-        count += ids.shape[1]
-    return [s / count for s in sums], count
-
-
 @pytest.mark.parametrize("family", tiny.FAMILIES)
 def test_one_pass_equals_float64_reference(family):
     model, tok = tiny.model(family)
-    ref, ref_count = reference(model, tok, TEXTS, family, max_length=40)
+    ref, ref_count = tiny.covariance_reference(model, tok, TEXTS, family, max_length=40)
     # a small budget forces several padded batches of different widths
     sums, count = covariance.collect(model, tok, TEXTS, max_length=40, token_budget=64)
     covs = covariance.finalize(sums, count)
@@ -194,7 +167,7 @@ def test_wide_keys_take_the_half_product_path_and_match_the_reference():
     _, tok = tiny.model("llama")
     torch.manual_seed(1)
     model = AutoModelForCausalLM.from_config(tiny.config("llama", len(tok), f=600)).eval()
-    ref, _ = reference(model, tok, TEXTS, "llama", max_length=40)
+    ref, _ = tiny.covariance_reference(model, tok, TEXTS, "llama", max_length=40)
     covs = covariance.finalize(*covariance.collect(model, tok, TEXTS, max_length=40, token_budget=64))
     for c, r in zip(covs, ref):
         assert torch.linalg.norm(c - r) / torch.linalg.norm(r) < 1e-6

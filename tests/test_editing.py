@@ -7,9 +7,10 @@ import torch
 import yaml
 
 import tiny
+from wf import REPO
 from kis import editing, models
 
-REPO_CONFIG = __import__("pathlib").Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+REPO_CONFIG = REPO / "config" / "config.yaml"
 
 
 def spd(f, rng, cond=1e3):

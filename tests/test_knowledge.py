@@ -3,7 +3,6 @@ import copy
 import json
 import logging
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,9 +10,10 @@ import pytest
 import torch
 
 import tiny
+from wf import SHARED
 from kis import io, knowledge, models
 
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "counterfact" / "counterfact_sample.json"
+SAMPLE = SHARED / "data" / "counterfact" / "counterfact_sample.json"
 
 
 def record(case_id, subject="Windows NT", prompt="{}, a product of", true="Microsoft", new="Sega", rel="P178"):
@@ -266,8 +266,10 @@ def test_run_known_from_manifest(tmp_path):
     facts = known_facts(model, tok, n_known=2)
     io.write_parquet(facts, tmp_path / "facts.parquet")
     table, meta = knowledge.run_known(manifest=tmp_path / "prep" / "manifest.json", facts=tmp_path / "facts.parquet",
-                                      model_name="tiny", batch_size=4)
+                                      known=tmp_path / "known.parquet", model="tiny", batch_size=4)
     assert table.known.tolist() == [True, False, True, False]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "known.parquet"), table)
+    assert io.read_parquet_metadata(tmp_path / "known.parquet") == meta
     assert meta["n_known"] == 2 and meta["n_total"] == 4 and meta["model"] == "tiny"
 
 

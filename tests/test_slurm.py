@@ -16,10 +16,9 @@ import pytest
 import yaml
 
 import wf
+from wf import REPO
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "slurm"))
-import compare  # noqa: E402
+import compare  # tests/slurm/compare.py
 
 
 def profile(name: str) -> dict:
@@ -77,7 +76,6 @@ def test_gpu_jobs_ask_for_the_configured_gpu_model(tmp_path):
 def test_compare_finds_a_changed_number(tmp_path):
     from safetensors.numpy import save_file
 
-    sys.path.insert(0, str(REPO / "src"))
     from kis import io
 
     rng = np.random.default_rng(0)

@@ -130,7 +130,7 @@ def test_stage_end_to_end_on_a_tiny_model(tmp_path):
     io.write_parquet(keys.to_frame(k, np.arange(n), np.arange(n) + 100), keys_path,
                      metadata={"d_ff": k.shape[2], "n_layers": L, "position": "subject_last"})
     out = tmp_path / "sup.parquet"
-    sp.run_rule(model_name="tiny", keys=keys_path, cov=cov_path, out=out)
+    sp.run_rule(model="tiny", key_table=keys_path, cov=cov_path, table=out, ridge=0.0, condition_warn=1e8)
 
     got, items, meta = sp.read(out)
     assert meta["corpus_id"] == "pydoc-test" and meta["n_items"] == n and len(got) == 4 * L

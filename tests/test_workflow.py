@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
+import tiny
 import wf
 from kis import covariance, io
-from test_covariance import reference
-
-REPO = Path(__file__).resolve().parents[1]
+from wf import REPO
 
 
 def test_lint_is_clean_and_every_rule_has_a_log():
@@ -25,7 +24,6 @@ def test_nothing_left_to_do_after_a_run(tiny_run):
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_cached_covariance_equals_independent_reference(tiny_run, family):
-    import tiny
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     res = wf.results(tiny_run)
@@ -38,11 +36,10 @@ def test_cached_covariance_equals_independent_reference(tiny_run, family):
     src = Path(json.loads((res / "models" / name / "manifest.json").read_text())["location"])
     model = AutoModelForCausalLM.from_pretrained(src).eval()
     tok = AutoTokenizer.from_pretrained(src)
-    ref, count = reference(model, tok, texts.text.tolist(), family.replace("-", "_"), max_length=48)
+    ref, count = tiny.covariance_reference(model, tok, texts.text.tolist(), family.replace("-", "_"), max_length=48)
     assert meta["n_tokens"] == count
     for layer, r in enumerate(ref):
         assert torch.linalg.norm(covs[layer] - r) / torch.linalg.norm(r) < 1e-6
-    assert tiny.FAMILIES  # the reference used the family's own module names
 
 
 def test_diagnostics_cover_every_layer(tiny_run):

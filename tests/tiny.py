@@ -1,10 +1,13 @@
 """Tiny random models of each registered family, built from transformers configs (no download).
 
-`python tests/tiny.py OUT_DIR [family]` saves one as a local directory (model + tokenizer) for workflow tests.
+`python tests/tiny.py .test` writes the inputs of the committed tiny end-to-end config (.test/config/config.yaml):
+models/gpt2, models/llama and data/corpus.jsonl. `python tests/tiny.py OUT_DIR FAMILY` saves one model (model +
+tokenizer) as a local directory.
 """
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 
@@ -79,5 +82,54 @@ def save(out_dir: str | Path, family: str = "gpt2", seed: int = 0) -> Path:
     return out_dir
 
 
+# where each family keeps its FFN output projection — written out here, independently of kis.models
+FFN_OUT = {"gpt2": "transformer.h.{}.mlp.c_proj", "gptj": "transformer.h.{}.mlp.fc_out",
+           "gpt_neox": "gpt_neox.layers.{}.mlp.dense_4h_to_h", "llama": "model.layers.{}.mlp.down_proj"}
+
+
+def covariance_reference(model, tok, texts, family, max_length):
+    """float64 Σ k kᵀ / T, one text at a time (no padding at all), hooks written without kis."""
+    n_layers = model.config.num_hidden_layers if hasattr(model.config, "num_hidden_layers") else model.config.n_layer
+    mods = dict(model.named_modules())
+    sums, count = None, 0
+    for text in texts:
+        ids = tok(text, truncation=True, max_length=max_length, return_tensors="pt")["input_ids"]
+        got = {}
+        hooks = [mods[FFN_OUT[family].format(i)].register_forward_pre_hook(
+            lambda m, a, i=i: got.__setitem__(i, a[0][0].double())) for i in range(n_layers)]
+        with torch.no_grad():
+            model(input_ids=ids)
+        for h in hooks:
+            h.remove()
+        if sums is None:
+            sums = [torch.zeros(got[0].shape[1], got[0].shape[1], dtype=torch.float64) for _ in range(n_layers)]
+        for i in range(n_layers):
+            sums[i] += got[i].T @ got[i]
+        count += ids.shape[1]
+    return [s / count for s in sums], count
+
+
+def corpus_file(path: str | Path, n: int = 24) -> Path:
+    """A small JSONL corpus from CPython's pydoc topics (exists everywhere)."""
+    from pydoc_data.topics import topics
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for k, v in sorted(topics.items())[:n]:
+            fh.write(json.dumps({"id": k, "text": v[:1500]}) + "\n")
+    return path
+
+
+def write_test_inputs(test_dir: str | Path, families=("gpt2", "llama")) -> Path:
+    """The generated inputs of .test/config/config.yaml under test_dir: models/<family>, data/corpus.jsonl."""
+    test_dir = Path(test_dir)
+    for family in families:
+        if not (test_dir / "models" / family / "config.json").exists():
+            save(test_dir / "models" / family, family)
+    corpus_file(test_dir / "data" / "corpus.jsonl")
+    return test_dir
+
+
 if __name__ == "__main__":
-    print(save(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "gpt2"))
+    print(save(sys.argv[1], sys.argv[2]) if len(sys.argv) > 2 else write_test_inputs(sys.argv[1]))

@@ -1,22 +1,25 @@
 """Helpers for end-to-end workflow tests on tiny random models (no download).
 
-`tiny_config(tmp_path)` writes tiny models, a small local corpus and a complete config; `snakemake(...)` runs the
-repo's Snakefile in tmp_path (its own .snakemake, so tests never share state with the repo or each other).
+The tiny settings are those of the committed .test/config/config.yaml. `dot_test(root)` is a copy of .test with
+its generated inputs, run as CI runs it; `tiny_config(tmp_path)` relocates the same settings to absolute paths
+under tmp_path (other families, overrides). `snakemake(...)` runs the repo's Snakefile in the config's working
+folder (its own .snakemake, so tests never share state with the repo or each other).
 """
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+import tiny
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tiny  # noqa: E402
+SHARED = REPO.parent / "shared"  # read-only real data (../shared/README.md); tests skip when it is absent
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 
 
 def facts_file() -> Path:
@@ -24,43 +27,30 @@ def facts_file() -> Path:
     return own if own.exists() else SHARED / "data" / "counterfact" / "counterfact_sample.json"
 
 
-def corpus_file(path: Path, n: int = 24) -> Path:
-    """A small JSONL corpus from CPython's pydoc topics (exists everywhere)."""
-    from pydoc_data.topics import topics
-
-    with open(path, "w") as fh:
-        for i, (k, v) in enumerate(sorted(topics.items())[:n]):
-            fh.write(json.dumps({"id": k, "text": v[:1500]}) + "\n")
-    return path
+def dot_test(root: Path) -> Path:
+    """root/.test: the committed .test/config with its generated inputs, and root/resources beside it (the config's
+    ../resources/facts.json); returns its config path (run in root/.test, as `snakemake --directory .test`)."""
+    work = Path(root) / ".test"
+    shutil.copytree(TEST_CONFIG.parent, work / "config")
+    tiny.write_test_inputs(work)
+    (Path(root) / "resources").symlink_to(REPO / "resources", target_is_directory=True)
+    return work / "config" / "config.yaml"
 
 
 def tiny_config(tmp_path: Path, families=("gpt2",), overrides: dict | None = None) -> Path:
-    """Write tiny models + corpus + config.yaml under tmp_path; returns the config path."""
+    """The .test settings with tiny models of `families`, corpus and results under tmp_path (absolute paths);
+    returns the config path."""
     tmp_path = Path(tmp_path)
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
     models = {}
     for fam in families:
         d = tmp_path / "models" / fam
         if not (d / "config.json").exists():
             tiny.save(d, fam)
         models[f"tiny-{fam}".replace("_", "-")] = {"local_dir": str(d), "label": f"tiny {fam}", "size_gb": 0.001}
-    cfg = {
-        "results": str(tmp_path / "results"),
-        "models": models,
-        "corpus": {"name": "pydoc-sample", "source": "local", "path": str(corpus_file(tmp_path / "corpus.jsonl")),
-                   "n_texts": 16, "max_length": 48, "seed": 0},
-        "covariance": {"token_budget": 256, "checkpoint_every": 2, "store_dtype": "float64"},
-    }
-    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    # sections added by later stages: keep the default's settings, scaled down where a test config needs it
-    for key, value in base.items():
-        if key not in cfg:
-            cfg[key] = value
-    if "facts" in cfg:
-        cfg["facts"] = {**cfg["facts"], "source": "local", "path": str(facts_file())}
-    if "analysis" in cfg:
-        cfg["analysis"] = {**cfg["analysis"], "n_items": 16, "require_known": False}
-    if "editing" in cfg:  # random models know nothing: edit and hold out facts regardless, a short stream
-        cfg["editing"] = {**cfg["editing"], "require_known": False, "n_edits": 4, "n_test": 4, "eval_every": 2}
+    cfg["results"], cfg["models"] = str(tmp_path / "results"), models
+    cfg["corpus"]["path"] = str(tiny.corpus_file(tmp_path / "corpus.jsonl"))
+    cfg["facts"]["path"] = str(facts_file())
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
@@ -71,9 +61,15 @@ def tiny_config(tmp_path: Path, families=("gpt2",), overrides: dict | None = Non
     return path
 
 
+def workdir(config: Path) -> Path:
+    """Where a config runs: its folder, or the folder above a config/ folder (the .test layout)."""
+    folder = Path(config).parent
+    return folder.parent if folder.name == "config" else folder
+
+
 def results(config: Path) -> Path:
     """The results folder a config writes to."""
-    return Path(yaml.safe_load(Path(config).read_text())["results"])
+    return workdir(config) / yaml.safe_load(Path(config).read_text())["results"]  # an absolute path stays
 
 
 def variant(config: Path, name: str, change) -> Path:
@@ -87,8 +83,8 @@ def variant(config: Path, name: str, change) -> Path:
 
 def snakemake(config: Path, *args: str, cwd: Path | None = None, check: bool = True, env: dict | None = None
               ) -> subprocess.CompletedProcess:
-    """Run the repo's workflow with a complete config file, in cwd (default: the config's folder)."""
-    cwd = Path(cwd or Path(config).parent)
+    """Run the repo's workflow with a config file, in cwd (default: wf.workdir(config))."""
+    cwd = Path(cwd or workdir(config))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(cwd),
            "--configfile", str(config), *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -112,3 +108,10 @@ def planned_jobs(config: Path, *targets: str, extra=()) -> dict[str, int]:
             if parts[0] != "total":
                 counts[parts[0]] = int(parts[1])
     return counts
+
+
+def defaults(section: str) -> dict:
+    """The defaults of one config section's settings, from config/schema.yaml (the only place they live)."""
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    props = schema["properties"][section]["properties"]
+    return {k: v["default"] for k, v in props.items() if "default" in v}

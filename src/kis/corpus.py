@@ -153,3 +153,14 @@ def build(cfg: dict) -> tuple[pd.DataFrame, dict]:
             "n_texts": len(frame), "n_chars": int(frame.text.str.len().sum()),
             "sample_hash": sample_hash(frame.id)}
     return frame, meta
+
+
+def run_rule(*, corpus, texts, logger=None) -> None:
+    """Rule `corpus`: the `corpus:` settings → the seeded text sample behind C (`texts`)."""
+    from .io import write_parquet
+
+    logger = logger or log
+    frame, meta = build(corpus)
+    write_parquet(frame, texts, metadata=meta)
+    logger.info("corpus %s: %d texts, %d characters, sample hash %s", meta["corpus_id"], meta["n_texts"],
+                meta["n_chars"], meta["sample_hash"])

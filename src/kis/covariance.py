@@ -181,7 +181,7 @@ def context_length(model) -> int:
     raise ValueError(f"cannot tell the context length of {cfg.model_type}; set corpus.max_length")
 
 
-def run_rule(*, manifest, texts, out, max_length, store_dtype, checkpoint, checkpoint_every, token_budget,
+def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint, checkpoint_every, token_budget,
              device="cpu", logger=None):
     """The covariance stage end to end: model + corpus sample → cache file (+ resumable checkpoint)."""
     import pandas as pd
@@ -218,6 +218,22 @@ def run_rule(*, manifest, texts, out, max_length, store_dtype, checkpoint, check
             "model_dtype": man["dtype"], "family": man["family"], "corpus_id": corpus_meta.get("corpus_id"),
             "corpus_name": corpus_meta.get("corpus_name"), "sample_hash": corpus_meta.get("sample_hash"),
             "n_texts": len(frame), "max_length": max_length}
-    save(out, finalize(sums, count), count, meta, store_dtype)
+    save(cov, finalize(sums, count), count, meta, store_dtype)
     if checkpoint and Path(checkpoint).exists():
         Path(checkpoint).unlink()
+
+
+def run_diagnostics(*, cov, table, condition_warn, logger=None):
+    """Rule `covariance_diagnostics`: condition number and rank of every layer's C → a table, bad layers logged."""
+    from .io import write_parquet
+
+    logger = logger or log
+    covs, meta = load(cov)
+    frame = diagnostics(covs, condition_warn)
+    for row in frame.itertuples():
+        if row.singular or row.ill_conditioned:
+            logger.warning("layer %d: C is %s, condition number %.3g (rank %d of %d)", row.layer,
+                           "singular" if row.singular else "badly conditioned", row.condition_number, row.rank, row.f)
+    frame["corpus_id"] = meta.get("corpus_id")
+    write_parquet(frame, table, metadata=meta)
+    logger.info("diagnostics for %d layers, %d flagged", len(frame), int((frame.singular | frame.ill_conditioned).sum()))

@@ -143,18 +143,18 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: 
     share kᵀC⁻¹k / (λ + kᵀC⁻¹k) of its residual per layer, and kᵀC⁻¹k grows with the FFN width f (E = f)."""
     if method not in METHODS:
         raise ValueError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
-    defaults = settings.get("defaults", {})
+    defaults = settings["defaults"]  # settings: the editing section, its defaults filled (config/schema.yaml)
     if method not in defaults:
         raise ValueError(f"editing.defaults has no entry for method {method!r}")
     hp = dict(defaults[method])
-    last = default_layer(n_layers, float(settings.get("layer_fraction", 0.2)))
+    last = default_layer(n_layers, float(settings["layer_fraction"]))
     if method == "rome":
         hp["layer"] = last
     else:
         span = int(hp.pop("span", 5))
         hp["layers"] = list(range(max(0, last - span + 1), last + 1))
     source = "default rule"
-    for table, label in ((settings.get("published", {}), "published"), (settings.get("overrides", {}), "override")):
+    for table, label in ((settings["published"], "published"), (settings["overrides"], "override")):
         for name in names:
             if name and name in table and method in (table[name] or {}):
                 hp.update(table[name][method])

@@ -457,8 +457,8 @@ def run_heatmap(table, model, png, csv, label, layers, dpi):
     save(*heatmap_figure(sup, label, layers, corpus_id), png, csv, dpi, model)
 
 
-def run_heatmap_models(tables: dict, statistics, png, csv, layer, dpi):
-    read = {m: read_superposition(p) for m, p in tables.items()}
+def run_heatmap_models(tables, models, statistics, png, csv, layer, dpi):
+    read = {m: read_superposition(p) for m, p in zip(models, tables)}
     fig, frame = heatmap_models_figure({m: r[0] for m, r in read.items()}, read_statistics(statistics), layer,
                                        {m: r[1] for m, r in read.items()})
     save(fig, frame, png, csv, dpi)
@@ -469,8 +469,8 @@ def run_kde(table, model, png, csv, label, points, dpi):
     save(*kde_figure(sup, label, points, corpus_id), png, csv, dpi, model)
 
 
-def run_kde_models(tables: dict, statistics, png, csv, layer, points, dpi):
-    read = {m: read_superposition(p) for m, p in tables.items()}
+def run_kde_models(tables, models, statistics, png, csv, layer, points, dpi):
+    read = {m: read_superposition(p) for m, p in zip(models, tables)}
     fig, frame = kde_models_figure({m: r[0] for m, r in read.items()}, read_statistics(statistics), layer, points,
                                    {m: r[1] for m, r in read.items()})
     save(fig, frame, png, csv, dpi)
@@ -493,9 +493,9 @@ def run_convergence(table, statistics, model, png, csv, label, layer, points, dp
     save(*convergence_figure(sup, label, layer, ns, points, corpus_id), png, csv, dpi, model)
 
 
-def run_case_study(table, items, model, md, csv, label, layer, top):
+def run_case_study(table, item_table, model, md, csv, label, layer, top):
     sup, corpus_id = read_superposition(table)
-    text, frame = case_study(sup, pd.read_parquet(items), label, layer, top, corpus_id, where=str(items))
+    text, frame = case_study(sup, pd.read_parquet(item_table), label, layer, top, corpus_id, where=str(item_table))
     frame.insert(0, "model", model)
     with io.atomic_path(md) as tmp:
         Path(tmp).write_text(text)

@@ -75,3 +75,42 @@ def setup_logging(logfile: str | Path | None = None, level=logging.INFO) -> logg
     logging.basicConfig(level=level, handlers=[logging.StreamHandler(sys.stderr)], force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return logging.getLogger("kis")
+
+
+def run(smk, rule) -> None:
+    """Run one Snakemake job: every workflow/scripts/*.py is `run(snakemake, <stage>.<function>)`.
+
+    `rule` gets by keyword the job's named inputs and outputs (each must be one of its arguments), and those of
+    the job's params, wildcards, resources and threads that it takes; `logger` is the job's log; a `device`
+    argument pins torch to the job's `threads:` and picks the device (KIS_DEVICE, else cuda when available).
+    """
+    import inspect
+
+    logger = setup_logging(smk.log[0] if smk.log else None)
+    takes = inspect.signature(rule).parameters
+    where = f"rule {smk.rule}: {rule.__module__}.{rule.__name__}"
+    given = {}
+    for kind in ("input", "output", "params", "wildcards", "resources"):
+        for name, value in getattr(smk, kind).items():
+            if name not in takes:
+                if kind in ("input", "output"):
+                    raise TypeError(f"{where} takes no argument {name!r} for the rule's {kind} {name!r}")
+                continue
+            if name in given:
+                raise TypeError(f"{where}: {name!r} is named twice in the rule (input/output/params/wildcards)")
+            given[name] = list(value) if isinstance(value, list) else value
+    if "threads" in takes:
+        given["threads"] = smk.threads
+    if "logger" in takes:
+        given["logger"] = logger
+    if "device" in takes:
+        from . import models  # torch: only the stages that run a model take a device
+
+        models.pin_threads(smk.threads)
+        given["device"] = models.default_device()
+    missing = [n for n, p in takes.items() if p.default is p.empty and n not in given
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if missing:
+        raise TypeError(f"{where} needs {missing}, which the rule does not name")
+    rule(**given)
+    logger.info("%s done: %s", where, ", ".join(map(str, smk.output)))

@@ -136,23 +136,23 @@ def check_items(frame, path) -> None:
             raise ValueError(f"{where}field 'text' {text!r} is not prompt.format(subject)")
 
 
-def run_rule(*, model_name, manifest, items, out, position="subject_last", context_templates=("{}",),
-             batch_size=32, device="cpu", logger=None):
+def run_rule(*, model, manifest, item_table, table, position, context_templates, batch_size, device="cpu",
+             logger=None):
     """The keys stage: model + analysis items → keys table (every layer, one row per (layer, item))."""
     import pandas as pd
 
     from .io import write_parquet
 
     logger = logger or log
-    frame = pd.read_parquet(items).sort_values("item").reset_index(drop=True)
-    check_items(frame, items)
-    model, tok, man = models.load_prepared(manifest, device=device)
+    frame = pd.read_parquet(item_table).sort_values("item").reset_index(drop=True)
+    check_items(frame, item_table)
+    net, tok, man = models.load_prepared(manifest, device=device)
     t0 = time.perf_counter()
-    keys = compute(model, tok, frame.prompt.tolist(), frame.subject.tolist(), position=position,
-                   templates=context_templates, batch_size=batch_size, device=device, where=f"{items}: ")
+    keys = compute(net, tok, frame.prompt.tolist(), frame.subject.tolist(), position=position,
+                   templates=context_templates, batch_size=batch_size, device=device, where=f"{item_table}: ")
     L, N, f = keys.shape
     logger.info("keys: %d items × %d templates, %d layers, f=%d in %.1f s (position %s)", N,
                 len(context_templates), L, f, time.perf_counter() - t0, position)
-    meta = {"model": model_name, "source": man["source"], "position": position, "d_ff": f, "n_layers": L,
+    meta = {"model": model, "source": man["source"], "position": position, "d_ff": f, "n_layers": L,
             "context_templates": list(context_templates), "n_items": N}
-    write_parquet(to_frame(keys, frame.item.to_numpy(), frame.case_id.to_numpy()), out, metadata=meta)
+    write_parquet(to_frame(keys, frame.item.to_numpy(), frame.case_id.to_numpy()), table, metadata=meta)

@@ -30,7 +30,6 @@ from .io import jsonl_records
 
 log = logging.getLogger(__name__)
 
-CANONICAL_URL = "https://rome.baulab.info/data/dsets/counterfact.json"
 FACT_COLUMNS = ["case_id", "prompt", "subject", "target_true", "target_new", "relation_id", "paraphrase_prompts",
                 "neighborhood_prompts"]
 KNOWN_COLUMNS = ["case_id", "known", "p_target_true", "n_target_tokens", "greedy"]
@@ -201,7 +200,9 @@ def load_facts(source: str | dict, on_bad_record: str | None = None, cache_dir: 
         where = str(cfg.get("path", "resources/facts.json"))
         records = read_records(where)
     elif kind == "url":
-        url = cfg.get("url", CANONICAL_URL)
+        if not cfg.get("url"):  # the canonical URL is the schema's default (config/schema.yaml facts.url)
+            raise FactsError("facts.source is url but facts.url is not set")
+        url = cfg["url"]
         cache = cfg.get("cache") or Path(cache_dir) / Path(url.rstrip("/")).name
         path = fetch_url(url, cache)
         where = f"{url} (cached as {path})"
@@ -293,11 +294,14 @@ def known_table(model, tokenizer, facts: pd.DataFrame, batch_size: int = 32, dev
     }, columns=KNOWN_COLUMNS)
 
 
-def run_known(*, manifest, facts, model_name: str, batch_size: int = 32, device="cpu", logger=None
-              ) -> tuple[pd.DataFrame, dict]:
-    """Rule `known`: a prepared model + facts.parquet → (known table, metadata)."""
+def run_known(*, manifest, facts, known, model: str, batch_size: int, device="cpu", logger=None
+               ) -> tuple[pd.DataFrame, dict]:
+    """Rule `known`: a prepared model + facts.parquet → the known table at `known`; returns (table, metadata)."""
+    from .io import write_parquet
+
     logger = logger or log
-    model, tok, man = models.load_prepared(manifest, device=device)
+    model_name = model
+    net, tok, man = models.load_prepared(manifest, device=device)
     frame = pd.read_parquet(facts)
     step = max(1, len(frame) // 10)
 
@@ -305,11 +309,12 @@ def run_known(*, manifest, facts, model_name: str, batch_size: int = 32, device=
         if done % step < batch_size or done == total:
             logger.info("known filter: %d / %d facts", done, total)
 
-    table = known_table(model, tok, frame, batch_size=batch_size, device=device, progress=progress)
+    table = known_table(net, tok, frame, batch_size=batch_size, device=device, progress=progress)
     meta = {"model": model_name, "n_known": int(table.known.sum()), "n_total": len(table),
             "source": man["source"], "revision": man.get("revision"), "dtype": man["dtype"]}
     logger.info("%s knows %d of %d facts (%.1f%%)", model_name, meta["n_known"], meta["n_total"],
                 100 * meta["n_known"] / max(meta["n_total"], 1))
+    write_parquet(table, known, metadata=meta)
     return table, meta
 
 
@@ -364,3 +369,30 @@ def select_items(facts: pd.DataFrame, known: dict[str, pd.DataFrame], n_items: i
     meta = {"n_items": int(n_items), "selection": selection, "seed": int(seed), "models": list(known),
             "require_known": bool(require_known), "n_known_by_all": n_all, "n_facts": len(facts)}
     return items[ITEM_COLUMNS], meta
+
+
+# ---------------------------------------------------------------- the workflow's rules facts and select_items
+
+def run_facts(*, source, facts, logger=None) -> None:
+    """Rule `facts`: the `facts:` settings of the chosen source → validated facts.parquet (`facts`)."""
+    from .io import write_parquet
+
+    logger = logger or log
+    frame, meta = load_facts(source)
+    write_parquet(frame, facts, metadata=meta)
+    logger.info("facts from %s: %d valid of %d records (%d skipped)", meta["source"], len(frame), meta["n_records"],
+                meta["n_skipped"])
+
+
+def run_select_items(*, facts, known, table, models, analysis, logger=None) -> None:
+    """Rule `select_items`: facts + every model's known table (`known`, in the order of `models`) → the analysis set."""
+    from .io import write_parquet
+
+    logger = logger or log
+    frames = {m: pd.read_parquet(p) for m, p in zip(models, known)}
+    items, meta = select_items(pd.read_parquet(facts), frames, n_items=analysis["n_items"],
+                               selection=analysis["selection"], seed=analysis["seed"],
+                               require_known=analysis["require_known"])
+    write_parquet(items, table, metadata=meta)
+    logger.info("analysis set: %d items (%s, seed %d) from %d facts, %d known by all of %s", len(items),
+                meta["selection"], meta["seed"], meta["n_facts"], meta["n_known_by_all"], ", ".join(meta["models"]))

@@ -222,3 +222,9 @@ def default_device() -> str:
 def pin_threads(n: int) -> None:
     """Torch uses exactly the job's `threads:`: more threads than free cores makes small forwards many times slower."""
     torch.set_num_threads(int(n))
+
+
+def run_rule(*, spec, manifest, model, logger=None) -> None:
+    """Rule `prepare_model`: one config model entry (`spec`) → loadable offline, described by `manifest`."""
+    logger = logger or log
+    logger.info("prepared %s: %s", model, prepare(spec, Path(manifest).parent))

@@ -144,24 +144,24 @@ def read(path, kinds=None) -> tuple[dict[tuple[str, int], np.ndarray], np.ndarra
     return mats, items, read_parquet_metadata(path)
 
 
-def run_rule(*, model_name, keys, cov, out, ridge=0.0, condition_warn=1e8, device="cpu", logger=None):
+def run_rule(*, model, key_table, cov, table, ridge, condition_warn, device="cpu", logger=None):
     """The superposition stage: keys table + covariance cache → superposition table."""
     from . import covariance
     from . import keys as keys_mod
     from .io import write_parquet
 
     logger = logger or log
-    k, items, _, kmeta = keys_mod.read(keys)
+    k, items, _, kmeta = keys_mod.read(key_table)
     _, cmeta = covariance.load(cov, layers=[])
     t0 = time.perf_counter()
     frame, ridged = compute(k, lambda layer: covariance.load(cov, layers=[layer])[0][layer], items, ridge=ridge,
-                            model=model_name, device=device, condition_warn=condition_warn)
+                            model=model, device=device, condition_warn=condition_warn)
     logger.info("superposition: %d layers × %d items in %.1f s%s", len(k), len(items), time.perf_counter() - t0,
                 f"; ridge added on layers {ridged}" if ridged else "")
-    meta = {"model": model_name, "corpus_id": cmeta.get("corpus_id"), "n_items": int(len(items)),
+    meta = {"model": model, "corpus_id": cmeta.get("corpus_id"), "n_items": int(len(items)),
             "position": kmeta.get("position"), "context_templates": kmeta.get("context_templates"),
             "ridge": ridge, "ridged_layers": ridged, "n_tokens": cmeta.get("n_tokens")}
-    write_parquet(frame, out, metadata=meta)
+    write_parquet(frame, table, metadata=meta)
 
 
 # ---------------------------------------------------------------- statistics
@@ -236,3 +236,17 @@ def statistics_table(runs: list[dict]) -> tuple["pd.DataFrame", dict]:
         n_items[run["model"]] = int(len(items))
     counts = set(n_items.values())
     return pd.concat(frames, ignore_index=True), {"n_items": counts.pop() if len(counts) == 1 else n_items}
+
+
+def run_statistics(*, tables, manifests, table, models, labels, logger=None):
+    """Rule `statistics`: every model's superposition table → one statistics table (kurtosis per layer logged)."""
+    from .io import write_parquet
+
+    logger = logger or log
+    runs = [{"model": m, "label": labels[m], "manifest": man, "table": t} for m, man, t in zip(models, manifests, tables)]
+    frame, meta = statistics_table(runs)
+    write_parquet(frame, table, metadata=meta)
+    full = frame[(frame.kind == "P") & (frame.n == frame.groupby("model").n.transform("max"))]
+    for model, g in full.groupby("model"):
+        logger.info("%s: kurtosis of off-diagonal P per layer %s", model,
+                    g.sort_values("layer")["kurtosis"].round(2).tolist())

@@ -242,37 +242,40 @@ def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
     return out
 
 
-def run_rule(*, manifest, cov, known, facts, out, model_name: str, method: str, settings: dict, names=(),
+def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, settings: dict, names, batch_size: int,
              device="cpu", logger=None):
-    """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet.
+    """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet (`table`).
 
-    names: what editing.published / overrides may call the model (config key, hub id, ...)."""
+    settings: the editing section's settings of this trajectory (rules/common.smk edit_settings, every key given);
+    names: what editing.published / overrides may call the model (config key, hub id, ...); batch_size: sequences
+    per evaluation forward (never changes a metric)."""
+    model_name = model
     from . import covariance
     from .io import read_parquet_metadata, write_parquet
 
     logger = logger or log
-    model, tok, man = models.load_prepared(manifest, device=device)
+    net, tok, man = models.load_prepared(manifest, device=device)
     frame = pd.read_parquet(facts)
     ktab = pd.read_parquet(known)
     for col in ("case_id", "known"):
         if col not in ktab.columns:
             raise ValueError(f"{known}: missing column {col!r}")
-    if settings.get("require_known", True):
+    if settings["require_known"]:
         eligible = [c for c in ktab.case_id[ktab.known.astype(bool)].tolist()]
         logger.info("%s knows %d of %d facts", model_name, len(eligible), len(ktab))
     else:
         eligible = frame.case_id.tolist()
         logger.warning("editing.require_known is false: editing and holding out facts whether known or not")
-    seed = int(settings.get("seed", 0))
+    seed = int(settings["seed"])
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
     logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
     layers = [hp["layer"]] if method == "rome" else hp["layers"]
     covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
-    templates = list(settings.get("context_templates", ["{}"]))
+    templates = list(settings["context_templates"])
     torch.manual_seed(seed)
-    editor = editing.make_editor(method, model, tok, covs, hp, templates, settings.get("kl_prompt", "{} is a"),
-                                 float(settings.get("cov_ridge", 0.0)))
+    editor = editing.make_editor(method, net, tok, covs, hp, templates, settings["kl_prompt"],
+                                 float(settings["cov_ridge"]))
     t0 = time.perf_counter()
 
     def progress(r):
@@ -281,14 +284,13 @@ def run_rule(*, manifest, cov, known, facts, out, model_name: str, method: str, 
                     r["heldout_acc"], r["retention"], r["efficacy"], r["interference_measured"],
                     r["interference_predicted"], time.perf_counter() - t0)
 
-    table = run(model, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
-                eval_every=int(settings.get("eval_every", 10)), model_name=model_name,
-                max_neighborhood=int(settings.get("max_neighborhood", 5)),
-                batch_size=int(settings.get("batch_size", 32)), progress=progress)
+    rows = run(net, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
+               eval_every=int(settings["eval_every"]), model_name=model_name,
+               max_neighborhood=int(settings["max_neighborhood"]), batch_size=int(batch_size), progress=progress)
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
             "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
             "edit_case_ids": edit_ids, "test_case_ids": test_ids, "facts_source": fmeta.get("source"),
-            "n_edits": len(edit_ids), "n_test": len(test_ids), "diverged": bool((table.status != "ok").any())}
-    write_parquet(table, out, metadata=meta)
-    return table, meta
+            "n_edits": len(edit_ids), "n_test": len(test_ids), "diverged": bool((rows.status != "ok").any())}
+    write_parquet(rows, table, metadata=meta)
+    return rows, meta

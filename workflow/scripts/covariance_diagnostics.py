@@ -1,18 +1,5 @@
-"""Rule covariance_diagnostics: condition number and rank of every layer's C."""
-import sys
-from pathlib import Path
+"""Rule covariance_diagnostics: condition number and rank of every layer's C (kis.covariance.run_diagnostics)."""
+from kis import covariance
+from kis.io import run
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-from kis import covariance, io  # noqa: E402
-
-sm = snakemake  # noqa: F821
-log = io.setup_logging(sm.log[0])
-covs, meta = covariance.load(sm.input.cov)
-table = covariance.diagnostics(covs, sm.params.condition_warn)
-for row in table.itertuples():
-    if row.singular or row.ill_conditioned:
-        log.warning("layer %d: C is %s, condition number %.3g (rank %d of %d)", row.layer,
-                    "singular" if row.singular else "badly conditioned", row.condition_number, row.rank, row.f)
-table["corpus_id"] = meta.get("corpus_id")
-io.write_parquet(table, sm.output.table, metadata=meta)
-log.info("diagnostics for %d layers, %d flagged", len(table), int((table.singular | table.ill_conditioned).sum()))
+run(snakemake, covariance.run_diagnostics)  # noqa: F821

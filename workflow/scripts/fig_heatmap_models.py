@@ -1,12 +1,5 @@
-"""Rule fig_heatmap_models: P at one layer for every model side by side, by size (kis.figures)."""
-import sys
-from pathlib import Path
+"""Rule fig_heatmap_models: P at one layer for every model side by side, by size (kis.figures.run_heatmap_models)."""
+from kis import figures
+from kis.io import run
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-from kis import figures, io  # noqa: E402
-
-sm = snakemake  # noqa: F821
-log = io.setup_logging(sm.log[0])
-figures.run_heatmap_models(dict(zip(sm.params.models, sm.input.tables)), sm.input.statistics, sm.output.png,
-                           sm.output.csv, sm.params.layer, sm.params.dpi)
-log.info("layer-%d heatmaps of %d models -> %s", sm.params.layer, len(sm.params.models), sm.output.png)
+run(snakemake, figures.run_heatmap_models)  # noqa: F821

@@ -1,13 +1,5 @@
-"""Rule keys: every layer's key at the subject's last token for the analysis items, one pass (kis.keys)."""
-import sys
-from pathlib import Path
+"""Rule keys: every layer's key at the subject's last token for the analysis items, one pass (kis.keys.run_rule)."""
+from kis import keys
+from kis.io import run
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-from kis import io, keys, models  # noqa: E402
-
-sm = snakemake  # noqa: F821
-log = io.setup_logging(sm.log[0])
-models.pin_threads(sm.threads)
-keys.run_rule(model_name=sm.wildcards.model, manifest=sm.input.manifest, items=sm.input.analysis,
-              out=sm.output.table, position=sm.params.position, context_templates=list(sm.params.context_templates),
-              batch_size=sm.resources.batch_size, device=models.default_device(), logger=log)
+run(snakemake, keys.run_rule)  # noqa: F821

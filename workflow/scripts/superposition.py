@@ -1,13 +1,6 @@
-"""Rule superposition: P, Q and the whitening / activation cosines of the keys, every layer (kis.superposition)."""
-import sys
-from pathlib import Path
+"""Rule superposition: P, Q and the whitening / activation cosines of the keys, every layer
+(kis.superposition.run_rule)."""
+from kis import superposition
+from kis.io import run
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-from kis import io, models, superposition  # noqa: E402
-
-sm = snakemake  # noqa: F821
-log = io.setup_logging(sm.log[0])
-models.pin_threads(sm.threads)
-superposition.run_rule(model_name=sm.wildcards.model, keys=sm.input.key_table, cov=sm.input.cov, out=sm.output.table,
-                       ridge=sm.params.ridge, condition_warn=sm.params.condition_warn,
-                       device=models.default_device(), logger=log)
+run(snakemake, superposition.run_rule)  # noqa: F821

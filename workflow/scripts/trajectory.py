@@ -1,13 +1,5 @@
-"""Rule trajectory: one method's lifelong editing trajectory on one model (kis.trajectory)."""
-import sys
-from pathlib import Path
+"""Rule trajectory: one method's lifelong editing trajectory on one model (kis.trajectory.run_rule)."""
+from kis import trajectory
+from kis.io import run
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-from kis import io, models, trajectory  # noqa: E402
-
-sm = snakemake  # noqa: F821
-log = io.setup_logging(sm.log[0])
-trajectory.run_rule(manifest=sm.input.manifest, cov=sm.input.cov, known=sm.input.known, facts=sm.input.facts,
-                    out=sm.output.table, model_name=sm.wildcards.model, method=sm.wildcards.method,
-                    settings={**sm.params.settings, "batch_size": sm.resources.batch_size}, names=sm.params.names,
-                    device=models.default_device(), logger=log)
+run(snakemake, trajectory.run_rule)  # noqa: F821
