@@ -219,7 +219,6 @@ def test_parameter_counts_read_like_people_write_them():
 def test_figure_modules_import_without_torch():
     """The figure rules run in envs/figures.yaml, which has no torch: kis.figures and kis.editing_figures (and
     what they import: the superposition readers and statistics, the template check) must not need it."""
-    import subprocess
 
     code = ("import sys\n"
             "class NoTorch:\n"  # any `import torch` now fails
