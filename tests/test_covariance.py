@@ -118,24 +118,34 @@ KILLED_RUN = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import tiny
     from kis import covariance
-    model, tok = tiny.model("gpt_neox")
+    model, tok = tiny.model("gpt_neox", n_layer={n_layer}, f={f})
     texts = {texts!r}
-    def progress(done, **_):
-        if done >= {kill_after}:
+    def progress(done, group, **_):
+        if group == {kill_group} and done >= {kill_after}:
             os.kill(os.getpid(), signal.SIGKILL)   # die like an OOM-killed or pre-empted job
     covariance.collect(model, tok, texts, max_length=40, token_budget=48, checkpoint={ckpt!r},
-                       checkpoint_every=1, fingerprint_id="fp", progress=progress)
+                       checkpoint_every=1, fingerprint_id="fp", progress=progress, groups={groups!r})
 """)
+
+
+def killed_run(tmp_path, texts, *, groups, kill_group, kill_after, n_layer=3, f=64):
+    """Run collect in a subprocess that SIGKILLs itself in pass `kill_group`; returns the checkpoint directory."""
+    ckpt = tmp_path / "c.checkpoint"
+    script = KILLED_RUN.format(tests=str(Path(__file__).parent), texts=texts, kill_after=kill_after, ckpt=str(ckpt),
+                               groups=groups, kill_group=kill_group, n_layer=n_layer, f=f)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return ckpt
+
+
+def saved_groups(ckpt) -> dict:
+    return covariance.Checkpoints(ckpt, "fp").saved()
 
 
 def test_killed_job_resumes_to_the_same_result(tmp_path):
     texts = TEXTS * 3
-    ckpt = tmp_path / "c.checkpoint.pt"
-    script = KILLED_RUN.format(tests=str(Path(__file__).parent), texts=texts, kill_after=9, ckpt=str(ckpt))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert ckpt.exists()
-    state = torch.load(ckpt, weights_only=True)
+    ckpt = killed_run(tmp_path, texts, groups=None, kill_group=0, kill_after=9)
+    state = saved_groups(ckpt)[(0, 1, 2)]
     assert 0 < state["done"] < len(texts)
 
     model, tok = tiny.model("gpt_neox")
@@ -146,13 +156,48 @@ def test_killed_job_resumes_to_the_same_result(tmp_path):
     full = covariance.collect(model, tok, texts, max_length=40, token_budget=48)
     assert resumed[1] == full[1]
     for a, b in zip(resumed[0], full[0]):
-        assert torch.allclose(a, b, rtol=1e-12, atol=0)
+        assert torch.equal(a, b)  # the float64 state is saved exactly: the resumed sums are bit-identical
+
+
+def test_kill_in_the_middle_of_group_2_resumes_to_the_same_C(tmp_path):
+    """Two passes (layers 0-1, then 2-3); killed inside the second; the rerun keeps pass 1 and resumes pass 2."""
+    texts = TEXTS * 3
+    ckpt = killed_run(tmp_path, texts, groups=[[0, 1], [2, 3]], kill_group=1, kill_after=9, n_layer=4, f=600)
+    saved = saved_groups(ckpt)
+    assert saved[(0, 1)]["done"] == len(texts)          # the first pass finished and was kept
+    assert 0 < saved[(2, 3)]["done"] < len(texts)      # the second was checkpointed part-way
+
+    model, tok = tiny.model("gpt_neox", n_layer=4, f=600)
+    seen = []
+    resumed = covariance.collect(model, tok, texts, max_length=40, token_budget=48, checkpoint=ckpt,
+                                 checkpoint_every=1, fingerprint_id="fp", groups=[[0, 1], [2, 3]],
+                                 progress=lambda done, layers, **_: seen.append((layers, done)))
+    assert seen[0][0] == (2, 3) and seen[0][1] > saved[(2, 3)]["done"]  # no pass over layers 0-1 again
+    one = covariance.collect(model, tok, texts, max_length=40, token_budget=48)  # one group, never killed
+    assert resumed[1] == one[1]
+    for a, b in zip(covariance.finalize(*resumed), covariance.finalize(*one)):
+        assert torch.linalg.norm(a - b) / torch.linalg.norm(b) <= 1e-12
+        assert torch.equal(a, b)
 
 
 def test_checkpoint_of_other_settings_is_not_used(tmp_path, caplog):
     model, tok = tiny.model("gpt2")
-    ckpt = tmp_path / "c.pt"
-    torch.save({"fingerprint": "other", "sums": [], "count": 5, "done": 3}, ckpt)
+    ckpt = tmp_path / "c.checkpoint"
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def stop(done, **_):
+        calls.append(done)
+        if len(calls) == 2:  # after the first batch's checkpoint
+            raise Stop
+
+    with pytest.raises(Stop):
+        covariance.collect(model, tok, TEXTS, max_length=40, token_budget=48, checkpoint=ckpt, checkpoint_every=1,
+                           fingerprint_id="other", progress=stop)
+    assert covariance.Checkpoints(ckpt, "other").saved()
     sums, count = covariance.collect(model, tok, TEXTS, max_length=40, checkpoint=ckpt, fingerprint_id="mine")
     assert "starting over" in caplog.text
     assert count == sum(len(tok(t, truncation=True, max_length=40)["input_ids"]) for t in TEXTS)
@@ -161,7 +206,7 @@ def test_checkpoint_of_other_settings_is_not_used(tmp_path, caplog):
 def test_smaller_budget_after_a_kill_resumes_too(tmp_path):
     """An OOM retry halves the token budget; the checkpoint counts texts, so it still resumes."""
     model, tok = tiny.model("gpt2")
-    ckpt = tmp_path / "c.pt"
+    ckpt = tmp_path / "c.checkpoint"
     texts = TEXTS * 2
 
     class Stop(Exception):
