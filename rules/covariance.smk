@@ -26,7 +26,7 @@ rule covariance:
     params:
         max_length=lambda wc: model_max_length(wc.model),  # models.<m>.covariance.max_length, else corpus
         store_dtype=config["covariance"].get("store_dtype", "float64"),
-        checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint.pt",
+        checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint",  # a directory of per-group checkpoints
     log:
         f"{LOGS}/covariance/{{model}}.log",
     benchmark:
@@ -36,12 +36,14 @@ rule covariance:
         "../envs/torch.yaml"
     resources:
         # the budget only changes batching, never C: halved on each retry after an out-of-memory error
-        checkpoint_every=config["covariance"].get("checkpoint_every", 10),  # never changes C: no rerun
+        checkpoint_every=config["covariance"].get("checkpoint_every", 0),  # never changes C: no rerun
+        checkpoint_s=int(60 * config["covariance"].get("checkpoint_minutes", 30)),  # resources are integers
+        device_mib=int(1024 * (config["covariance"].get("device_memory_gb") or 0)),  # 0: the GPU's free memory
         token_budget=lambda wc, attempt: max(16, config["covariance"].get("token_budget", 4096) // 2 ** (attempt - 1)),
         gpu=1,
         gpu_model=lambda wc: model_gpu_model(wc.model),  # SLURM --gpus=<model>:1 when the config names one
-        mem_mb=lambda wc: model_mem_mb(wc.model, factor=3),
-        runtime=lambda wc: model_runtime(wc.model),
+        mem_mb=lambda wc, input: covariance_resources(wc.model, input.manifest)["mem_mb"],
+        runtime=lambda wc, input: covariance_resources(wc.model, input.manifest)["runtime"],
     script:
         "../workflow/scripts/covariance.py"
 
@@ -55,6 +57,8 @@ rule covariance_diagnostics:
         condition_warn=config["covariance"].get("condition_warn", 1e8),
     log:
         f"{LOGS}/covariance_diagnostics/{{model}}.log",
+    resources:
+        mem_mb=lambda wc: covariance_resources(wc.model, manifest(wc))["diagnostics_mem_mb"],
     conda:
         "../envs/torch.yaml"
     script:

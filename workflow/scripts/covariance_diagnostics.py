@@ -1,4 +1,4 @@
-"""Rule covariance_diagnostics: condition number and rank of every layer's C."""
+"""Rule covariance_diagnostics: condition number and rank of every layer's C, one layer in memory at a time."""
 import sys
 from pathlib import Path
 
@@ -7,8 +7,8 @@ from kis import covariance, io  # noqa: E402
 
 sm = snakemake  # noqa: F821
 log = io.setup_logging(sm.log[0])
-covs, meta = covariance.load(sm.input.cov)
-table = covariance.diagnostics(covs, sm.params.condition_warn)
+_, meta = covariance.load(sm.input.cov, layers=[])
+table = covariance.diagnostics(covariance.iter_layers(sm.input.cov), sm.params.condition_warn)
 for row in table.itertuples():
     if row.singular or row.ill_conditioned:
         log.warning("layer %d: C is %s, condition number %.3g (rank %d of %d)", row.layer,
