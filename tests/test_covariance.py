@@ -254,9 +254,14 @@ def budget_for(model, n_per_group: int, token_budget: int, seq: int) -> int:
     return covariance.weight_bytes(model) + act + n_per_group * per_layer + per_layer // 2
 
 
-def test_any_device_budget_gives_the_same_C():
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_any_device_budget_gives_the_same_C(device):
     """Budgets forcing 1, 2 and L groups: each plan runs its passes; S is bit-identical to the one-group S."""
     model, tok = tiny.model("llama", n_layer=4, f=600)  # f = 600: three panels per layer
+    model = model.to(device)
     texts = TEXTS * 2
     kw = dict(max_length=40, token_budget=64)
     groups_seen, results = [], []
@@ -266,7 +271,7 @@ def test_any_device_budget_gives_the_same_C():
         assert p.device_peak <= p.device_budget
         groups_seen.append(p.groups)
         passes = set()
-        results.append(covariance.collect(model, tok, texts, groups=p.groups, **kw,
+        results.append(covariance.collect(model, tok, texts, groups=p.groups, **kw, device=device,
                                           progress=lambda group, **_: passes.add(group)))
         assert passes == set(range(p.passes))
     assert groups_seen == [[[0, 1, 2, 3]], [[0, 1], [2, 3]], [[0], [1], [2], [3]]]
