@@ -8,15 +8,32 @@ it runs in. Products (named in the cache metadata):
                     a product of two half numbers is exact in fp32, so only the fp32 accumulation rounds
   half-as-fp32      fp16/bf16 keys cast to fp32 (exact), fp32 GEMM: the same arithmetic where no half GEMM with
                     fp32 output exists (CPU)
+  half-tf32         as half-as-fp32 on a GPU whose torch lacks mm(..., out_dtype): TF32 is allowed for these products
+                    only, where it is exact (a half number's significand fits TF32's 10 bits)
   fp64              fp64 keys, fp64 GEMM (a float64 model)
 """
 from __future__ import annotations
+
+import functools
+import logging
 
 import torch
 
 from .plan import panel_bounds
 
+log = logging.getLogger(__name__)
 HALF = (torch.float16, torch.bfloat16)
+
+
+@functools.lru_cache(maxsize=None)
+def _has_half_mm_fp32_out(device: str) -> bool:
+    x = torch.ones((2, 2), dtype=torch.bfloat16, device=device)
+    try:
+        return torch.mm(x, x, out_dtype=torch.float32).dtype == torch.float32
+    except (RuntimeError, TypeError, NotImplementedError) as e:
+        log.warning("torch %s has no half matmul with float32 output on %s (%s): half keys are multiplied as "
+                    "float32 with TF32 (exact for half inputs)", torch.__version__, device, e)
+        return False
 
 
 def product_mode(key_dtype: torch.dtype, device) -> str:
@@ -24,7 +41,9 @@ def product_mode(key_dtype: torch.dtype, device) -> str:
     if key_dtype == torch.float64:
         return "fp64"
     if key_dtype in HALF:
-        return "half-fp32acc" if torch.device(device).type == "cuda" else "half-as-fp32"
+        if torch.device(device).type != "cuda":
+            return "half-as-fp32"
+        return "half-fp32acc" if _has_half_mm_fp32_out(str(device)) else "half-tf32"
     return "fp32-exact"
 
 
@@ -40,6 +59,13 @@ def _product(x: torch.Tensor, a: int, b: int, mode: str) -> torch.Tensor:
     """x[:, a:b]ᵀ · x[:, a:] with a float32 (float64 for fp64) result."""
     if mode == "half-fp32acc":
         return torch.mm(x[:, a:b].T, x[:, a:], out_dtype=torch.float32)
+    if mode == "half-tf32":
+        old = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            return x[:, a:b].T @ x[:, a:]
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old
     return x[:, a:b].T @ x[:, a:]
 
 
