@@ -6,6 +6,12 @@ the last one. Both fold fp32 products into fp64 sums here, so the ratio measures
 
     python benchmarks/covariance.py                # SmolLM2-135M (offline), shared Wikipedia sample if present
     python benchmarks/covariance.py --tiny gpt2 --d 768 --f 3072 --layers 12 --device cuda   # GPT-2-small-sized
+    python benchmarks/covariance.py --tiny gpt2 --device cuda --dtype bfloat16 --skip-baseline  # half fast path
+    python benchmarks/covariance.py --tiny gpt2 --tokens 2000 --skip-baseline  # CPU smoke check
+
+FLOPs counted: forward 2·(block parameters up to the last layer)·T + the key products 2·Σ_l P(f_l)·T (P: the packed
+upper triangle, kis.plan.packed_elements); the fraction of peak divides by the device's dense peak for the product
+dtype (H100/H200: bf16/fp16 989.4, fp32 without TF32 66.9 TFLOP/s; A100: 312 and 19.5).
 """
 from __future__ import annotations
 
@@ -21,7 +27,27 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import WIKI, random_model, smollm2, sync  # noqa: E402
 
-from kis import corpus, covariance, models, probe  # noqa: E402
+from kis import corpus, covariance, models, panels, plan, probe  # noqa: E402
+
+PEAKS = {"H100": plan.H100["flops"], "H200": plan.H100["flops"],
+         "A100": {"bfloat16": 312e12, "float16": 312e12, "float32": 19.5e12, "float64": 19.5e12}}
+
+
+def counted_flops(model, tokens: int) -> float:
+    """2·(parameters of the blocks)·T for the forward (it stops inside the last block) + 2·Σ P(f)·T products."""
+    blocks = sum(p.numel() for p in models.blocks(model).parameters())
+    packed = sum(plan.packed_elements(f) for f in covariance.layer_widths(model))
+    return 2.0 * blocks * tokens + 2.0 * packed * tokens
+
+
+def device_peak(device, dtype: str):
+    if not str(device).startswith("cuda"):
+        return None, platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(torch.device(device))
+    for key, rates in PEAKS.items():
+        if key in name:
+            return rates[plan.product_dtype(dtype)], name
+    return None, name
 
 
 def per_layer_passes(model, tok, texts, max_length, token_budget, device):
@@ -62,6 +88,7 @@ def main():
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--skip-baseline", action="store_true", help="only time the one-pass method")
+    ap.add_argument("--tokens", type=int, help="about this many corpus tokens (texts = tokens / max-length)")
     args = ap.parse_args()
 
     if args.tiny:
@@ -71,6 +98,8 @@ def main():
         model, tok = smollm2(args.device)
         name = "SmolLM2-135M-Instruct (fp32)"
 
+    if args.tokens:
+        args.texts = max(2, -(-args.tokens // args.max_length))
     if WIKI.exists():
         frame, meta = corpus.build({"source": "local", "path": str(WIKI), "n_texts": args.texts, "seed": 0})
     else:
@@ -89,7 +118,13 @@ def main():
     result = {"model": name, "corpus": meta["corpus_id"], "texts": len(texts), "tokens": count,
               "layers": models.n_layers(model), "device": args.device, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.machine(),
-              "one_pass_s": round(one, 2), "one_pass_tokens_per_s": round(count / one, 1)}
+              "one_pass_s": round(one, 2), "one_pass_tokens_per_s": round(count / one, 1),
+              "products": panels.product_mode(next(model.parameters()).dtype, args.device)}
+    flops = counted_flops(model, count)
+    peak, device_name = device_peak(args.device, args.dtype)
+    result.update(device_name=device_name, counted_tflop=round(flops / 1e12, 3),
+                  achieved_tflop_s=round(flops / one / 1e12, 2),
+                  peak_tflop_s=peak and round(peak / 1e12, 1), fraction_of_peak=peak and round(flops / one / peak, 3))
     if not args.skip_baseline:
         t = time.perf_counter()
         ref_sums, ref_count = per_layer_passes(model, tok, texts, args.max_length, args.token_budget, args.device)

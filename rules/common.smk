@@ -55,8 +55,10 @@ def key_numbers():
 
 
 def model_size_gb(model):
-    """Approximate weight size from the config (models.<m>.size_gb), for cluster resources."""
-    return float(config["models"][model]["size_gb"])
+    """Approximate weight size from the config (models.<m>.size_gb), for cluster resources; 1 GB when not given
+    (the covariance rule estimates from the model's shapes instead: covariance_resources)."""
+    size = config["models"][model]["size_gb"]
+    return 1.0 if size is None else float(size)
 
 
 def model_mem_mb(model, factor=2):
@@ -66,6 +68,31 @@ def model_mem_mb(model, factor=2):
 def model_runtime(model):
     """Minutes: generous for a cluster, scaled by model size."""
     return int(60 + 30 * model_size_gb(model))
+
+
+def covariance_resources(model, manifest_path):
+    """{mem_mb, runtime, diagnostics_mem_mb} of a model's covariance jobs from its shapes (the prepared manifest)
+    and the corpus's expected tokens: kis.plan.covariance_resources (formula in its docstring). Before the
+    manifest exists (a dry run), the size_gb estimate; models.<m>.size_gb overrides the weight bytes."""
+    from pathlib import Path
+
+    from kis import plan
+
+    spec = config["models"][model]
+    try:
+        man = json.loads(Path(manifest_path).read_text())
+    except (TypeError, OSError):
+        return {"mem_mb": model_mem_mb(model, factor=3), "runtime": model_runtime(model),
+                "diagnostics_mem_mb": model_mem_mb(model)}
+    cov = config["covariance"]
+    out = plan.covariance_resources(n_layers=man["n_layers"], d_model=man["d_model"], d_ff=man["d_ff"],
+                                    n_params=man["n_params"], dtype=man["dtype"], family=man["family"],
+                                    n_texts=config["corpus"]["n_texts"] or 10000,
+                                    max_length=model_max_length(model), token_budget=cov["token_budget"],
+                                    store_dtype=cov["store_dtype"], size_gb=spec.get("size_gb"))
+    # diagnostics: one float64 layer, its eigendecomposition workspace (~3 f²·8) and the runtime
+    out["diagnostics_mem_mb"] = int(4 * man["d_ff"] ** 2 * 8 / 2**20 + 2048)
+    return out
 
 
 def model_gpu_model(model):

@@ -26,7 +26,7 @@ rule covariance:
     params:
         max_length=lambda wc: model_max_length(wc.model),  # models.<m>.covariance.max_length, else corpus
         store_dtype=config["covariance"]["store_dtype"],
-        checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint.pt",
+        checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint",  # a directory of per-group checkpoints
     log:
         f"{LOGS}/covariance/{{model}}.log",
     benchmark:
@@ -37,8 +37,12 @@ rule covariance:
     resources:
         # the budget only changes batching, never C: halved on each retry after an out-of-memory error
         checkpoint_every=config["covariance"]["checkpoint_every"],  # never changes C: no rerun
+        checkpoint_s=int(60 * config["covariance"]["checkpoint_minutes"]),  # resources are integers
+        device_mib=int(1024 * (config["covariance"]["device_memory_gb"] or 0)),  # 0: the GPU's free memory
         token_budget=lambda wc, attempt: halved(config["covariance"]["token_budget"], attempt, floor=16),
-        **gpu_resources(mem_factor=3),
+        **{**gpu_resources(),  # memory and runtime from the model's shapes and the corpus tokens (kis.plan)
+           "mem_mb": lambda wc, input: covariance_resources(wc.model, input.manifest)["mem_mb"],
+           "runtime": lambda wc, input: covariance_resources(wc.model, input.manifest)["runtime"]},
     script:
         "../workflow/scripts/covariance.py"
 
@@ -52,6 +56,8 @@ rule covariance_diagnostics:
         condition_warn=config["covariance"]["condition_warn"],
     log:
         f"{LOGS}/covariance_diagnostics/{{model}}.log",
+    resources:
+        mem_mb=lambda wc: covariance_resources(wc.model, manifest(wc))["diagnostics_mem_mb"],
     conda:
         "../envs/torch.yaml"
     script:

@@ -33,6 +33,10 @@ def test_cached_covariance_equals_independent_reference(tiny_run, family):
     corpus_meta = io.read_parquet_metadata(res / "corpus" / "texts.parquet")
     assert meta["sample_hash"] == corpus_meta["sample_hash"] and meta["corpus_id"] == corpus_meta["corpus_id"]
     assert meta["n_texts"] == len(texts) == 16
+    # the memory plan and the product arithmetic are recorded (fp32 tiny models: exact fp32 products)
+    assert meta["products"] == "fp32-exact"
+    assert meta["plan"]["passes"] == len(meta["plan"]["groups"]) >= 1 and meta["plan"]["groups"][-1][-1] == 2
+    assert 0 < meta["plan"]["device_peak"] <= meta["plan"]["device_budget"]
     src = Path(json.loads((res / "models" / name / "manifest.json").read_text())["location"])
     model = AutoModelForCausalLM.from_pretrained(src).eval()
     tok = AutoTokenizer.from_pretrained(src)

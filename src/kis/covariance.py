@@ -1,16 +1,18 @@
-"""C_l = (1/T) Σ_t k_t k_tᵀ for EVERY layer l in ONE forward pass over the corpus.
+"""C_l = (1/T) Σ_t k_t k_tᵀ for every layer l, in as few passes over the corpus as the device memory allows.
 
 A pre-hook on each FFN output projection sees its input, the key k (f values), for every token. Pad tokens
-are dropped; the forward stops inside the last block (no unembedding). Products run in fp32 (TF32 off) and
-are folded into fp64 running sums, checkpointed atomically so a killed job resumes where it stopped.
-The reference code instead ran one forward per layer, stopping at it: L times the work.
+are dropped. A memory plan (kis.plan) splits the layers into groups whose float64 sums fit beside the weights and
+one batch; each group takes one pass whose forward stops after its last layer (one group: one pass for all layers;
+the reference code ran one pass per layer, L times the work). Products: exact fp32 (TF32 off) for fp32 models,
+fp16/bf16 keys on tensor cores with fp32 accumulation (kis.panels), folded into float64 upper-triangle panels,
+checkpointed per group atomically so a killed job resumes where it stopped. The cache is written row block by row
+block (kis.tensorfile): host memory never holds more than one layer.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,15 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import models
+from . import models, panels, plan
+from .io import atomic_path
 from .probe import exact_fp32, key_hooks, length_order, pad, pad_id, run_until_stop
+from .tensorfile import StreamWriter
 
 log = logging.getLogger(__name__)
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True)
-    return [ids for ids in enc["input_ids"] if len(ids) > 0]
+def tokenize(tokenizer, texts: list[str], max_length: int, chunk: int = 1000) -> list[np.ndarray]:
+    """Token ids of each non-empty text (int32 arrays, 4 bytes a token), tokenized `chunk` texts at a time."""
+    rows = []
+    for i in range(0, len(texts), chunk):
+        enc = tokenizer(list(texts[i:i + chunk]), truncation=True, max_length=max_length, add_special_tokens=True)
+        rows.extend(np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"] if len(ids) > 0)
+    return rows
 
 
 def batches(lengths, order, token_budget: int):
@@ -54,97 +62,294 @@ def fingerprint(**items) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a kill leaves the old checkpoint or the new one, never half of one
+# ---------------------------------------------------------------- the memory plan of a loaded model
+
+def layer_widths(model) -> list[int]:
+    """f_l of every layer: the key size, the side of C_l."""
+    return [int(models.ffn_weight(model, layer).shape[1]) for layer in range(models.n_layers(model))]
 
 
-def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget: int = 4096,
-            checkpoint: str | Path | None = None, checkpoint_every: int = 10, fingerprint_id: str = "",
-            progress=None, device: str | torch.device = "cpu") -> tuple[list[torch.Tensor], int]:
-    """Running sums S_l = Σ_t k_t k_tᵀ (fp64) over all attended tokens, for all layers, and the token count T.
+def weight_bytes(model) -> int:
+    seen, n = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        if id(t) not in seen:
+            seen.add(id(t))
+            n += t.numel() * t.element_size()
+    return n
 
-    C_l = S_l / T. With `checkpoint`, state is saved every `checkpoint_every` batches and resumed from when
-    its fingerprint matches (texts, max_length and model are in it; the token budget is not, so a retry with
-    a smaller budget resumes too).
-    """
+
+def model_dtype(model) -> str:
+    dtype = next(model.parameters()).dtype
+    return next(k for k, v in models.DTYPES.items() if v == dtype)
+
+
+def model_shape(model) -> plan.Shape:
+    cfg = model.config
+    d, f = models.dims(model)
+    heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None) or 1
+    try:
+        ctx = context_length(model)
+    except ValueError:
+        ctx = 0
+    return plan.Shape(family=models.architecture(model).family, n_layers=models.n_layers(model), d_model=d, d_ff=f,
+                      n_heads=int(heads), n_kv_heads=int(getattr(cfg, "num_key_value_heads", None) or heads),
+                      vocab=int(cfg.vocab_size), context=ctx, dtype=model_dtype(model))
+
+
+def plan_model(model, *, token_budget: int, seq: int, device_bytes: int, store_dtype: str = "float64",
+               n_texts: int = 0, n_tokens: int = 0, reserve: int | None = None) -> plan.Plan:
+    """kis.plan.make_plan for a loaded model: its own weights, key sizes and one batch of token_budget tokens."""
+    return plan.make_plan(layer_widths(model), device_bytes=device_bytes, weight_bytes=weight_bytes(model),
+                          activation=plan.activation_bytes(model_shape(model), token_budget, seq),
+                          store_dtype=store_dtype, n_texts=n_texts, n_tokens=n_tokens, reserve=reserve)
+
+
+def device_budget(device, memory_gb: float | None = None, model=None) -> tuple[int, str]:
+    """(bytes the plan may use on `device`, where that number comes from); the model is already loaded there."""
+    if memory_gb:
+        return int(memory_gb * plan.GiB), "covariance.device_memory_gb"
+    dev = torch.device(device)
+    resident = weight_bytes(model) if model is not None else 0
+    if dev.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(dev)
+        return int(free + torch.cuda.memory_reserved(dev)), "free CUDA memory + what torch holds (the weights)"
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        avail = int(next(line.split()[1] for line in meminfo.splitlines() if line.startswith("MemAvailable"))) * 1024
+    except (OSError, StopIteration):
+        return 1 << 50, "unbounded (no /proc/meminfo on this CPU host)"
+    return avail + resident, "available host memory + the loaded weights"
+
+
+# ---------------------------------------------------------------- per-group checkpoints
+
+class Checkpoints:
+    """A directory of per-group checkpoints: layers-<a>-<b>.safetensors holds the float64 panels s.<layer>.<i> of
+    layers a..b, with the fingerprint, texts done and tokens counted in its metadata. A finished group's file
+    (done = every text) stays until the cache is written. Writes are atomic (unique temporary names)."""
+
+    def __init__(self, directory, fingerprint_id: str, every: int | None = None, minutes: float | None = None):
+        self.dir = Path(directory)
+        if self.dir.is_file():  # a single-file checkpoint of an earlier version: it cannot be resumed
+            log.warning("checkpoint %s is a file from an earlier version; removing it and starting over", self.dir)
+            self.dir.unlink()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fp, self.every, self.minutes = fingerprint_id, every, minutes
+        self.last_time, self.last_write_s, self.write_s_total = time.monotonic(), 0.0, 0.0
+
+    def path(self, layers) -> Path:
+        return self.dir / f"layers-{layers[0]}-{layers[-1]}.safetensors"
+
+    def saved(self) -> dict[tuple, dict]:
+        """{layers: metadata} of the checkpoints of this fingerprint; others are removed (with a warning)."""
+        from safetensors import safe_open
+
+        out = {}
+        for path in sorted(self.dir.glob("layers-*.safetensors")):
+            with safe_open(str(path), framework="pt") as fh:
+                meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+            if meta.get("fingerprint") != self.fp:
+                log.warning("checkpoint %s belongs to other settings (fingerprint %s != %s); starting over",
+                            path, meta.get("fingerprint"), self.fp)
+                path.unlink()
+                continue
+            out[tuple(meta["layers"])] = meta
+        return out
+
+    def load(self, layers, widths, device) -> dict[int, panels.Panels]:
+        """The panels of `layers` read straight onto `device` (no zero sums allocated first)."""
+        from safetensors import safe_open
+
+        out = {}
+        with safe_open(str(self.path(layers)), framework="pt", device=str(device)) as fh:
+            for layer in layers:
+                n = len(plan.panel_bounds(widths[layer]))
+                out[layer] = panels.Panels(widths[layer], tensors=[fh.get_tensor(f"s.{layer}.{i}") for i in range(n)])
+        return out
+
+    def due(self, batch_no: int) -> bool:
+        """Every `every` batches, or every `minutes` but never sooner than 20× the last write (I/O < 5 %)."""
+        if self.every and batch_no % self.every == 0:
+            return True
+        if self.minutes:
+            return time.monotonic() - self.last_time >= max(60 * self.minutes, 20 * self.last_write_s)
+        return False
+
+    def save(self, layers, sums: dict[int, panels.Panels], count: int, done: int) -> None:
+        specs = {f"s.{layer}.{i}": (torch.float64, tuple(t.shape))
+                 for layer in layers for i, t in enumerate(sums[layer].tensors)}
+        meta = {"fingerprint": self.fp, "layers": list(layers), "count": int(count), "done": int(done)}
+        t0 = time.perf_counter()
+        with atomic_path(self.path(layers)) as tmp:
+            writer = StreamWriter(tmp, specs)
+            try:
+                for layer in layers:
+                    for i, t in enumerate(sums[layer].tensors):
+                        writer.write(f"s.{layer}.{i}", t)  # one panel on the host at a time
+                writer.close({k: json.dumps(v) for k, v in meta.items()})
+            except BaseException:
+                writer.abort()
+                raise
+        self.last_write_s = time.perf_counter() - t0
+        self.write_s_total += self.last_write_s
+        self.last_time = time.monotonic()
+
+
+# ---------------------------------------------------------------- the passes
+
+def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_budget: int = 4096, groups=None,
+               checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+               checkpoint_minutes: float | None = None, fingerprint_id: str = "", progress=None,
+               device: str | torch.device = "cpu", keep: bool = True):
+    """One pass over the corpus per layer group: S_l = Σ_t k_t k_tᵀ (float64 panels) for every layer, and T.
+
+    Returns (T, {layer: Panels} if keep else {}, product mode, Checkpoints or None). The groups run one after
+    another; each forward stops after its group's last layer. With `checkpoint` (a directory), each group is saved
+    every `checkpoint_every` batches and/or `checkpoint_minutes`, and once finished; a rerun resumes from the saved
+    groups whose fingerprint matches (texts, max_length and model are in it; the token budget and the plan are
+    not, so an OOM retry with a smaller budget or another node's plan resumes too)."""
     L = models.n_layers(model)
-    _, f = models.dims(model)
+    widths = layer_widths(model)
     rows = tokenize(tokenizer, texts, max_length)
     if not rows:
         raise ValueError("covariance corpus is empty: no text gave any token")
     lengths = np.array([len(r) for r in rows])
     order = length_order(lengths)
     pid = pad_id(tokenizer)
-
-    sums = [torch.zeros((f, f), dtype=torch.float64, device=device) for _ in range(L)]
-    count, done = 0, 0
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        if state.get("fingerprint") == fingerprint_id:
-            sums, count, done = list(state["sums"]), int(state["count"]), int(state["done"])
-            log.info("resuming from checkpoint %s: %d of %d texts, %d tokens done", ckpt, done, len(rows), count)
-        else:
-            log.warning("checkpoint %s belongs to other settings (fingerprint %s != %s); starting over",
-                        ckpt, state.get("fingerprint"), fingerprint_id)
-
-    h = f // 2 if f >= 512 else 0  # above the diagonal only: 3/4 of the products (S is mirrored at the end)
-
-    def add(layer, k):
-        k = k.float()
-        if h:
-            sums[layer][:h] += (k[:, :h].T @ k).double()              # rows 0..h: the top half, whole width
-            sums[layer][h:, h:] += (k[:, h:].T @ k[:, h:]).double()   # the bottom-right block
-        else:
-            sums[layer] += (k.T @ k).double()
-
+    groups = [list(range(L))] if groups is None else [list(g) for g in groups]
+    if sorted(i for g in groups for i in g) != list(range(L)):
+        raise ValueError(f"layer groups {groups} must cover layers 0..{L - 1} exactly once")
+    mode = panels.product_mode(next(model.parameters()).dtype, device)
+    ckpts = Checkpoints(checkpoint, fingerprint_id, checkpoint_every, checkpoint_minutes) if checkpoint else None
+    saved = ckpts.saved() if ckpts else {}
+    finished = {g: m for g, m in saved.items() if m["done"] >= len(rows)}
+    partial = [list(g) for g, m in saved.items() if m["done"] < len(rows)]
+    covered = {i for g in saved for i in g}
+    todo = partial + [r for r in ([i for i in g if i not in covered] for g in groups) if r]
+    counts = {m["count"] for m in finished.values()}
+    kept: dict[int, panels.Panels] = {}
+    if finished:
+        log.info("checkpoint: layer groups %s already finished", [list(g) for g in finished])
     total = int(lengths.sum())
-    remaining = order[done:]
-    start, tokens_run, batch_no = time.perf_counter(), 0, 0
     with exact_fp32():
-        for batch in batches(lengths, remaining, token_budget):
-            ids, mask = pad([rows[i] for i in batch], pid)
-            forward_keys(model, ids.to(device), mask.to(device), add)
-            n = int(mask.sum())
-            count += n
-            done += len(batch)
-            tokens_run += n
-            batch_no += 1
-            if progress is not None:
-                progress(done=done, n_texts=len(rows), tokens=count, total_tokens=total,
-                         tokens_per_s=tokens_run / max(time.perf_counter() - start, 1e-9))
-            if ckpt is not None and batch_no % checkpoint_every == 0 and done < len(rows):
-                _save_checkpoint(ckpt, {"fingerprint": fingerprint_id, "sums": sums, "count": count, "done": done})
-    if h:
-        for s in sums:
-            s[h:, :h] = s[:h, h:].T  # the bottom-left block was never accumulated: mirror it
-    return sums, count
+        for number, layers in enumerate(todo):
+            if tuple(layers) in saved:
+                sums = ckpts.load(layers, widths, device)
+                count, done = saved[tuple(layers)]["count"], saved[tuple(layers)]["done"]
+                log.info("resuming layers %d-%d from checkpoint: %d of %d texts, %d tokens done",
+                         layers[0], layers[-1], done, len(rows), count)
+            else:
+                sums = {i: panels.Panels(widths[i], device) for i in layers}
+                count, done = 0, 0
+
+            def add(layer, k, sums=sums):
+                sums[layer].add(k, mode)
+
+            start, tokens_run, batch_no = time.perf_counter(), 0, 0
+            for batch in batches(lengths, order[done:], token_budget):
+                ids, mask = pad([rows[i] for i in batch], pid)
+                forward_keys(model, ids.to(device), mask.to(device), add, layers=layers)
+                n = int(mask.sum())
+                count, done, tokens_run, batch_no = count + n, done + len(batch), tokens_run + n, batch_no + 1
+                if progress is not None:
+                    progress(done=done, n_texts=len(rows), tokens=count, total_tokens=total,
+                             tokens_per_s=tokens_run / max(time.perf_counter() - start, 1e-9),
+                             group=number, n_groups=len(todo), layers=(layers[0], layers[-1]))
+                if ckpts is not None and done < len(rows) and ckpts.due(batch_no):
+                    ckpts.save(layers, sums, count, done)
+            counts.add(count)
+            if len(counts) != 1:
+                raise RuntimeError(f"layer groups counted different token totals {sorted(counts)}: the corpus or the "
+                                   "tokenizer changed between passes")
+            if ckpts is not None:
+                ckpts.save(layers, sums, count, done)
+                finished[tuple(layers)] = {"count": count, "done": done}
+            if keep:
+                kept.update(sums)
+            del sums
+    if keep:
+        for layers in finished:
+            if not set(layers) <= set(kept):
+                kept.update(ckpts.load(list(layers), widths, device))
+    return counts.pop(), kept, mode, ckpts
+
+
+def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget: int = 4096,
+            checkpoint: str | Path | None = None, checkpoint_every: int | None = 10,
+            checkpoint_minutes: float | None = None, fingerprint_id: str = "", progress=None,
+            device: str | torch.device = "cpu", groups=None) -> tuple[list[torch.Tensor], int]:
+    """Running sums S_l = Σ_t k_t k_tᵀ (fp64, full f × f, on `device`) over all attended tokens, and T.
+
+    C_l = S_l / T. `groups` (lists of consecutive layers, e.g. plan_model(...).groups) only changes how many passes
+    run: S is bit-identical for any grouping. Checkpoints as in `accumulate`."""
+    count, kept, _, _ = accumulate(model, tokenizer, texts, max_length=max_length, token_budget=token_budget,
+                                   groups=groups, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                                   checkpoint_minutes=checkpoint_minutes, fingerprint_id=fingerprint_id,
+                                   progress=progress, device=device, keep=True)
+    return [kept[layer].full() for layer in range(models.n_layers(model))], count
 
 
 def finalize(sums: list[torch.Tensor], count: int) -> list[torch.Tensor]:
-    """C_l = S_l / T, symmetrised (the fp32 products are symmetric only to rounding)."""
-    return [((s + s.T) / (2 * count)).cpu() for s in sums]
+    """C_l = S_l / T on the host (S is exactly symmetric: its lower triangle mirrors the upper one)."""
+    return [(s / count).cpu() for s in sums]
+
+
+# ---------------------------------------------------------------- the cache file
+
+def _cache_meta(metadata: dict, n_layers: int, count: int, store_dtype: str) -> dict[str, str]:
+    return {k: json.dumps(v) for k, v in {**metadata, "n_layers": n_layers, "n_tokens": count,
+                                          "store_dtype": store_dtype}.items()}
+
+
+def _write_cache(path, widths: list[int], count: int, metadata: dict, store_dtype: str, layer_rows) -> None:
+    """One safetensors file (layer.<l>: C_l, count) written row block by row block: layer_rows(l) yields (row, C
+    rows) pieces. Atomic; host memory holds one piece."""
+    dtype = models.DTYPES[store_dtype]
+    specs = {f"layer.{layer}": (dtype, (f, f)) for layer, f in enumerate(widths)}
+    specs["count"] = (torch.int64, ())
+    with atomic_path(path) as tmp:
+        writer = StreamWriter(tmp, specs)
+        try:
+            for layer in range(len(widths)):
+                for row, block in layer_rows(layer):
+                    writer.write(f"layer.{layer}", block.to(dtype), row=row)
+            writer.write("count", torch.tensor(count, dtype=torch.int64))
+            writer.close(_cache_meta(metadata, len(widths), count, store_dtype))
+        except BaseException:
+            writer.abort()
+            raise
 
 
 def save(path: str | Path, covs: list[torch.Tensor], count: int, metadata: dict, store_dtype: str = "float64"):
-    """One safetensors file: layer.<l> tensors + count, with string metadata. Written atomically."""
-    from safetensors.torch import save_file
+    """One safetensors file: layer.<l> tensors + count, with string metadata. Written atomically, one layer at a
+    time (host memory: one converted layer beyond `covs`)."""
+    _write_cache(path, [int(c.shape[0]) for c in covs], count, metadata, store_dtype,
+                 lambda layer: [(0, covs[layer])])
 
-    from .io import atomic_path
 
-    dtype = models.DTYPES[store_dtype]
-    tensors = {f"layer.{i}": c.to(dtype).contiguous() for i, c in enumerate(covs)}
-    tensors["count"] = torch.tensor(count, dtype=torch.int64)
-    meta = {k: json.dumps(v) for k, v in {**metadata, "n_layers": len(covs), "n_tokens": count,
-                                           "store_dtype": store_dtype}.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+def write_from_checkpoints(path, ckpts: Checkpoints, widths: list[int], count: int, metadata: dict,
+                           store_dtype: str, device="cpu") -> None:
+    """The cache from finished group checkpoints, layer by layer, row block by row block: C = S / T."""
+    saved = ckpts.saved()
+    group_of = {i: list(g) for g in saved for i in g}
+
+    def layer_rows(layer):
+        sums = _load_layer(ckpts, group_of[layer], layer, widths[layer], device)  # this layer's panels only
+        for i, (a, _b) in enumerate(sums.bounds):
+            yield a, sums.row_block(i) / count
+
+    _write_cache(path, widths, count, metadata, store_dtype, layer_rows)
+
+
+def _load_layer(ckpts: Checkpoints, layers, layer: int, f: int, device) -> panels.Panels:
+    from safetensors import safe_open
+
+    with safe_open(str(ckpts.path(layers)), framework="pt", device=str(device)) as fh:
+        return panels.Panels(f, tensors=[fh.get_tensor(f"s.{layer}.{i}") for i in range(len(plan.panel_bounds(f)))])
 
 
 def load(path: str | Path, layers=None, dtype=torch.float64) -> tuple[dict[int, torch.Tensor], dict]:
-    """({layer: C}, metadata) from a cache written by `save`."""
+    """({layer: C}, metadata) from a cache written by `save`; only the layers asked for are read."""
     from safetensors import safe_open
 
     out = {}
@@ -156,14 +361,24 @@ def load(path: str | Path, layers=None, dtype=torch.float64) -> tuple[dict[int, 
     return out, meta
 
 
-def diagnostics(covs: dict[int, torch.Tensor] | list[torch.Tensor], condition_warn: float = 1e8):
-    """Per-layer spectrum summary of C: condition number, smallest/largest eigenvalue, numerical rank."""
+def iter_layers(path: str | Path, dtype=torch.float64):
+    """(layer, C_l) of a cache, one layer in memory at a time."""
+    _, meta = load(path, layers=[])
+    for layer in range(int(meta["n_layers"])):
+        yield layer, load(path, layers=[layer], dtype=dtype)[0][layer]
+
+
+def diagnostics(covs, condition_warn: float = 1e8):
+    """Per-layer spectrum summary of C: condition number, smallest/largest eigenvalue, numerical rank.
+
+    `covs`: a list, a {layer: C} dict, or an iterable of (layer, C) pairs (e.g. iter_layers: one layer at a time)."""
     import pandas as pd
 
-    items = covs.items() if isinstance(covs, dict) else enumerate(covs)
+    items = covs.items() if isinstance(covs, dict) else enumerate(covs) if isinstance(covs, list) else covs
     rows = []
     for layer, c in items:
         ev = torch.linalg.eigvalsh(c.to(torch.float64)).numpy()
+        del c
         lo, hi = float(ev[0]), float(ev[-1])
         tol = hi * len(ev) * np.finfo(np.float64).eps
         cond = hi / lo if lo > 0 else float("inf")
@@ -182,8 +397,16 @@ def context_length(model) -> int:
 
 
 def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint, checkpoint_every, token_budget,
-             device="cpu", logger=None):
-    """The covariance stage end to end: model + corpus sample → cache file (+ resumable checkpoint)."""
+             checkpoint_s=1800, device_mib=0, device="cpu", logger=None):
+    """Rule `covariance`: model + corpus sample → cache file `cov`, through a memory plan of layer groups (logged and
+    recorded in the cache metadata) with per-group checkpoints in the directory `checkpoint`, written every
+    `checkpoint_every` batches (0: by time only) and at most `checkpoint_s` seconds apart. `device_mib` caps the
+    device memory the plan may use (0: the GPU's free memory)."""
+    checkpoint_minutes = checkpoint_s / 60
+    device_memory_gb = device_mib / 1024 or None
+    checkpoint_every = checkpoint_every or None
+    import shutil
+
     import pandas as pd
     from tqdm import tqdm
 
@@ -198,38 +421,48 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint, check
         logger.info("corpus.max_length not set: truncating to the model's context, %d tokens", max_length)
     fp = fingerprint(location=man["location"], revision=man.get("revision"), dtype=man["dtype"],
                      sample=corpus_meta.get("sample_hash"), max_length=max_length)
+    budget, source = device_budget(device, device_memory_gb, model)
+    the_plan = plan_model(model, token_budget=token_budget, seq=max_length, device_bytes=budget,
+                          store_dtype=store_dtype, n_texts=len(frame),
+                          n_tokens=plan.corpus_tokens(len(frame), max_length))
+    logger.info("covariance plan on %s (budget from %s): %s", device, source, the_plan.describe())
     bar = tqdm(total=len(frame), unit="text", mininterval=10, file=sys.stderr, desc="covariance")
 
-    def progress(done, n_texts, tokens, total_tokens, tokens_per_s):
+    def progress(done, n_texts, tokens, total_tokens, tokens_per_s, group, n_groups, layers):
         bar.total = n_texts
         bar.n = done
+        bar.set_description(f"covariance, pass {group + 1}/{n_groups} (layers {layers[0]}-{layers[1]})",
+                            refresh=False)
         bar.set_postfix(tokens=f"{tokens}/{total_tokens}", tok_s=f"{tokens_per_s:.0f}", refresh=False)
         bar.refresh()
 
     t0 = time.perf_counter()
-    sums, count = collect(model, tok, frame.text.tolist(), max_length=max_length, token_budget=token_budget,
-                          checkpoint=checkpoint, checkpoint_every=checkpoint_every, fingerprint_id=fp,
-                          progress=progress, device=device)
+    ckpt_dir = Path(checkpoint) if checkpoint else Path(f"{cov}.checkpoint")
+    count, _, mode, ckpts = accumulate(model, tok, frame.text.tolist(), max_length=max_length,
+                                       token_budget=token_budget, groups=the_plan.groups, checkpoint=ckpt_dir,
+                                       checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes,
+                                       fingerprint_id=fp, progress=progress, device=device, keep=False)
     bar.close()
     seconds = time.perf_counter() - t0
-    logger.info("covariance: %d tokens from %d texts in %.1f s (%.0f tokens/s this run)", count, len(frame),
-                seconds, count / max(seconds, 1e-9))
+    logger.info("covariance: %d tokens from %d texts in %.1f s (%.0f tokens/s this run, %d passes); checkpoint "
+                "writes %.1f s (%.1f %%); products %s", count, len(frame), seconds, count / max(seconds, 1e-9),
+                the_plan.passes, ckpts.write_s_total, 100 * ckpts.write_s_total / max(seconds, 1e-9), mode)
     meta = {"model": man["source"], "model_location": man["location"], "revision": man.get("revision"),
             "model_dtype": man["dtype"], "family": man["family"], "corpus_id": corpus_meta.get("corpus_id"),
             "corpus_name": corpus_meta.get("corpus_name"), "sample_hash": corpus_meta.get("sample_hash"),
-            "n_texts": len(frame), "max_length": max_length}
-    save(cov, finalize(sums, count), count, meta, store_dtype)
-    if checkpoint and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
+            "n_texts": len(frame), "max_length": max_length, "products": mode, "plan": the_plan.summary()}
+    write_from_checkpoints(cov, ckpts, layer_widths(model), count, meta, store_dtype, device=device)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
 
 
 def run_diagnostics(*, cov, table, condition_warn, logger=None):
-    """Rule `covariance_diagnostics`: condition number and rank of every layer's C → a table, bad layers logged."""
+    """Rule `covariance_diagnostics`: condition number and rank of every layer's C (one layer in memory at a time)
+    → a table; singular or badly conditioned layers are logged."""
     from .io import write_parquet
 
     logger = logger or log
-    covs, meta = load(cov)
-    frame = diagnostics(covs, condition_warn)
+    _, meta = load(cov, layers=[])
+    frame = diagnostics(iter_layers(cov), condition_warn)
     for row in frame.itertuples():
         if row.singular or row.ill_conditioned:
             logger.warning("layer %d: C is %s, condition number %.3g (rank %d of %d)", row.layer,

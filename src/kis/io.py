@@ -82,7 +82,8 @@ def run(smk, rule) -> None:
 
     `rule` gets by keyword the job's named inputs and outputs (each must be one of its arguments), and those of
     the job's params, wildcards, resources and threads that it takes; `logger` is the job's log; a `device`
-    argument pins torch to the job's `threads:` and picks the device (KIS_DEVICE, else cuda when available).
+    argument pins torch to the job's `threads:` and picks the device (KIS_DEVICE, else cuda when available; a GPU
+    stage without CUDA fails at once unless the config says `run_on_cpu: true`).
     """
     import inspect
 
@@ -107,7 +108,7 @@ def run(smk, rule) -> None:
         from . import models  # torch: only the stages that run a model take a device
 
         models.pin_threads(smk.threads)
-        given["device"] = models.default_device()
+        given["device"] = models.stage_device(smk.config, where)  # no CUDA and no run_on_cpu: fail now
     missing = [n for n, p in takes.items() if p.default is p.empty and n not in given
                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if missing:

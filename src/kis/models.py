@@ -228,3 +228,27 @@ def run_rule(*, spec, manifest, model, logger=None) -> None:
     """Rule `prepare_model`: one config model entry (`spec`) → loadable offline, described by `manifest`."""
     logger = logger or log
     logger.info("prepared %s: %s", model, prepare(spec, Path(manifest).parent))
+
+
+def require_device(device: str, allow_cpu: bool, where: str) -> str:
+    """The device a GPU stage runs on. Without CUDA it fails at once (naming the node and the setting) unless the
+    config opts into CPU (`run_on_cpu: true`, as the offline default does) or KIS_DEVICE=cpu asks for it."""
+    import platform
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        return device
+    if dev.type == "cpu" and (allow_cpu or os.environ.get("KIS_DEVICE") == "cpu"):
+        if not allow_cpu:
+            log.warning("%s: running on the CPU because KIS_DEVICE=cpu (config run_on_cpu is false)", where)
+        return device
+    raise RuntimeError(
+        f"{where}: no usable CUDA device on node {platform.node()} (torch {torch.__version__}, built for CUDA "
+        f"{torch.version.cuda}; CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}; asked for "
+        f"{device!r}). This is a GPU stage: run it on a GPU node (check the partition and that the driver supports "
+        f"this torch build), or set `run_on_cpu: true` in the config to run it on the CPU on purpose (slow).")
+
+
+def stage_device(config: dict, where: str) -> str:
+    """require_device for a workflow script: the default device, the config's run_on_cpu opt-in."""
+    return require_device(default_device(), bool(config["run_on_cpu"]), where)
