@@ -56,7 +56,7 @@ def key_numbers():
 
 def model_size_gb(model):
     """Approximate weight size from the config (models.<m>.size_gb), for cluster resources; 1 GB when not given
-    (the covariance rule estimates from the model's shapes instead: covariance_resources)."""
+    (covariance jobs estimate from the model's shapes instead, see covariance_resources)."""
     size = config["models"][model]["size_gb"]
     return 1.0 if size is None else float(size)
 

@@ -22,7 +22,7 @@ def test_no_cuda_and_no_opt_in_is_a_clear_error(monkeypatch):
     assert models.require_device("cpu", allow_cpu=True, where="rule keys") == "cpu"
     assert models.stage_device({"run_on_cpu": True}, "rule keys") == "cpu"
     with pytest.raises(RuntimeError):
-        models.stage_device({}, "rule keys")  # the schema's default is false
+        models.stage_device({"run_on_cpu": False}, "rule keys")  # the schema's default
 
 
 def test_offline_default_opts_into_cpu():
