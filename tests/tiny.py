@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama")
+GEMMA = ("gemma2", "gemma3")  # GeGLU, scaled embeddings, norms around the FFN (tests/test_models.py covers them)
 
 
 @functools.lru_cache(maxsize=None)
@@ -46,7 +47,7 @@ def tokenizer(kind: str = "bpe"):
 
 
 def config(family: str, vocab: int, n_layer: int = 3, d: int = 32, f: int = 64):
-    from transformers import GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
+    from transformers import Gemma2Config, Gemma3TextConfig, GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
 
     if family == "gpt2":
         return GPT2Config(vocab_size=vocab, n_positions=128, n_embd=d, n_layer=n_layer, n_head=4, n_inner=f)
@@ -59,14 +60,18 @@ def config(family: str, vocab: int, n_layer: int = 3, d: int = 32, f: int = 64):
     if family == "llama":
         return LlamaConfig(vocab_size=vocab, max_position_embeddings=128, hidden_size=d, num_hidden_layers=n_layer,
                            num_attention_heads=4, num_key_value_heads=2, intermediate_size=f)
+    if family in GEMMA:  # a sliding window shorter than the test texts, as the real models have
+        cls = Gemma3TextConfig if family == "gemma3" else Gemma2Config
+        return cls(vocab_size=vocab, max_position_embeddings=128, hidden_size=d, num_hidden_layers=n_layer,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=f, sliding_window=8)
     raise ValueError(family)
 
 
 def model(family: str = "gpt2", seed: int = 0, **kw):
-    """(model, tokenizer): random weights, eval mode, fp32. Llama gets the SentencePiece-style tokenizer."""
+    """(model, tokenizer): random weights, eval mode, fp32. Llama and Gemma get the SentencePiece-style tokenizer."""
     from transformers import AutoModelForCausalLM
 
-    tok = tokenizer("spm" if family == "llama" else "bpe")
+    tok = tokenizer("spm" if family in ("llama",) + GEMMA else "bpe")
     torch.manual_seed(seed)
     cfg = config(family, len(tok), **kw)
     cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id

