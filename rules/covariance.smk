@@ -25,6 +25,9 @@ rule covariance:
         cov=protected(f"{RESULTS}/covariance/{{model}}.safetensors"),
     params:
         max_length=lambda wc: model_max_length(wc.model),  # models.<m>.covariance.max_length, else corpus
+        # with max_length null, texts are cut at min(context, token_budget) as the reference code did: then (only)
+        # the configured budget changes C
+        batch_tokens=lambda wc: config["covariance"]["token_budget"] if model_max_length(wc.model) is None else None,
         store_dtype=config["covariance"]["store_dtype"],
         checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint",  # a directory of per-group checkpoints
     log:

@@ -202,7 +202,7 @@ def test_smaller_budget_after_a_kill_resumes_too(tmp_path):
 
 def test_context_length_from_config():
     model, _ = tiny.model("gpt2")
-    assert covariance.context_length(model) == 128
+    assert models.context_length(model) == 128
 
 
 def test_wide_keys_take_the_half_product_path_and_match_the_reference():

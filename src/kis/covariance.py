@@ -88,7 +88,7 @@ def model_shape(model) -> plan.Shape:
     d, f = models.dims(model)
     heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None) or 1
     try:
-        ctx = context_length(model)
+        ctx = models.context_length(model)
     except ValueError:
         ctx = 0
     return plan.Shape(family=models.architecture(model).family, n_layers=models.n_layers(model), d_model=d, d_ff=f,
@@ -388,23 +388,14 @@ def diagnostics(covs, condition_warn: float = 1e8):
     return pd.DataFrame(rows)
 
 
-def context_length(model) -> int:
-    cfg = model.config
-    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
-        if getattr(cfg, name, None):
-            return int(getattr(cfg, name))
-    raise ValueError(f"cannot tell the context length of {cfg.model_type}; set corpus.max_length")
-
-
 def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint, checkpoint_every, token_budget,
-             checkpoint_s=1800, device_mib=0, device="cpu", logger=None):
+             batch_tokens=None, checkpoint_s=1800, device_mib=0, device="cpu", logger=None):
     """Rule `covariance`: model + corpus sample → cache file `cov`, through a memory plan of layer groups (logged and
     recorded in the cache metadata) with per-group checkpoints in the directory `checkpoint`, written every
     `checkpoint_every` batches (0: by time only) and at most `checkpoint_s` seconds apart. `device_mib` caps the
-    device memory the plan may use (0: the GPU's free memory)."""
-    checkpoint_minutes = checkpoint_s / 60
-    device_memory_gb = device_mib / 1024 or None
-    checkpoint_every = checkpoint_every or None
+    device memory the plan may use (0: the GPU's free memory). Texts are truncated to `max_length`, or, when that is
+    None, by the reference code's rule min(context, batch_tokens) (kis.models.covariance_max_length; batch_tokens is
+    the configured token budget, never a retry's halved one)."""
     import shutil
 
     import pandas as pd
@@ -413,12 +404,17 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint, check
     from .io import read_parquet_metadata
 
     logger = logger or log
+    checkpoint_minutes = checkpoint_s / 60
+    device_memory_gb = device_mib / 1024 or None
+    checkpoint_every = checkpoint_every or None
     model, tok, man = models.load_prepared(manifest, device=device)
     frame = pd.read_parquet(texts)
     corpus_meta = read_parquet_metadata(texts)
-    if max_length is None:
-        max_length = context_length(model)
-        logger.info("corpus.max_length not set: truncating to the model's context, %d tokens", max_length)
+    setting = max_length
+    max_length = models.covariance_max_length(model, setting, batch_tokens=batch_tokens)
+    if setting is None:
+        logger.info("max_length not set: truncating each text to %d tokens (min(context %d, token budget %s), the "
+                    "reference code's rule)", max_length, models.context_length(model), batch_tokens)
     fp = fingerprint(location=man["location"], revision=man.get("revision"), dtype=man["dtype"],
                      sample=corpus_meta.get("sample_hash"), max_length=max_length)
     budget, source = device_budget(device, device_memory_gb, model)
