@@ -25,10 +25,12 @@ PANELS = (("heldout_p_true", "unrelated knowledge: mean P(true)"), ("retention",
           ("efficacy", "efficacy (edits so far)"))
 NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS), "interference_measured_keys",
           "interference_predicted_keys")
-METHOD_ORDER = ("rome", "memit", "alphaedit", "deltaedit")
-COLORS = {"rome": "tab:red", "memit": "tab:blue", "alphaedit": "tab:green", "deltaedit": "tab:purple"}
+METHOD_ORDER = ("rome", "r-rome", "memit", "alphaedit", "deltaedit")
+COLORS = {"rome": "tab:red", "r-rome": "tab:orange", "memit": "tab:blue", "alphaedit": "tab:green",
+          "deltaedit": "tab:purple"}
 # methods often coincide (efficacy 1.0 for all): distinct dashes and markers keep every line visible
-STYLES = {"rome": ("-", "o"), "memit": ("--", "s"), "alphaedit": ("-.", "^"), "deltaedit": (":", "D")}
+STYLES = {"rome": ("-", "o"), "r-rome": ("-", "v"), "memit": ("--", "s"), "alphaedit": ("-.", "^"),
+          "deltaedit": (":", "D")}
 
 
 class FigureError(ValueError):

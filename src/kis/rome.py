@@ -10,8 +10,9 @@ adding it to the block's output (residual stream) there, for sequential and para
 (block output + δ) uses the same optimisation; only the norm v_0 that scales the clamp and the weight decay differs:
 the FFN output for ROME ("mlp"), the block output for MEMIT ("block").
 
-Tokenisation follows kis.knowledge: the prompt WITH the tokenizer's special tokens, the target " " + o WITHOUT, ids
-concatenated. The subject's last token is found from the fast tokenizer's character offsets.
+Tokenisation follows kis.knowledge: the prompt WITH the tokenizer's special tokens, then the target ids
+target_ids(tok, bare prompt, o) (the suffix of the joint tokenisation), used after every template. The subject's
+last token is found from the fast tokenizer's character offsets.
 """
 from __future__ import annotations
 
@@ -52,11 +53,24 @@ def encode(tok, template: str, prompt: str, subject: str) -> tuple[list[int], in
     return list(enc["input_ids"]), inside[-1]
 
 
-def target_ids(tok, target: str) -> list[int]:
-    ids = tok(" " + target, add_special_tokens=False)["input_ids"]
+def target_ids(tok, prompt_text: str, target: str) -> list[int]:
+    """Ids of " " + target as the tokenizer writes it after prompt_text: the suffix of
+    tokenize(prompt_text + " " + target) (special tokens added) after the ids of tokenize(prompt_text). A
+    SentencePiece tokenizer with a dummy prefix turns " Paris" tokenised alone into "▁" + "▁Paris"; the suffix is
+    "▁Paris". Rule when the joint tokenisation merges across the boundary (the prompt's ids are not a prefix of the
+    joint ids): " " + target tokenised alone, less a leading token that decodes to whitespace only (logged)."""
+    p = list(tok(prompt_text, add_special_tokens=True)["input_ids"])
+    joint = list(tok(prompt_text + " " + target, add_special_tokens=True)["input_ids"])
+    if joint[:len(p)] == p and len(joint) > len(p):
+        return joint[len(p):]
+    ids = list(tok(" " + target, add_special_tokens=False)["input_ids"])
+    if len(ids) > 1 and not tok.decode(ids[:1]).strip():
+        ids = ids[1:]
+    log.warning("target %r after %r: the joint tokenisation merges across the prompt boundary; using %r tokenised "
+                "alone (leading whitespace-only token dropped): %s", target, prompt_text, " " + target, ids)
     if not ids:
         raise ValueError(f"target {target!r} gives no token")
-    return list(ids)
+    return ids
 
 
 def pad_id(tok) -> int:
@@ -144,8 +158,11 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
     the clamp and the weight decay. project: optional (d × d) matrix applied to δ after every step."""
     if norm not in ("mlp", "block"):
         raise ValueError(f"norm must be 'mlp' or 'block', got {norm!r}")
+    if not templates or templates[0] != "{}":
+        raise ValueError(f"context_templates must start with '{{}}' (v_0 and the KL term are read from the bare prompt, "
+                         f"the first row), got {list(templates)[:1]}")
     dev = device_of(model)
-    tgt = target_ids(tok, target)
+    tgt = target_ids(tok, prompt.format(subject), target)
     rows, at, starts = [], [], []
     for t in templates:
         ids, i = encode(tok, t, prompt, subject)

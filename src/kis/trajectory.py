@@ -9,11 +9,15 @@ A diverging edit (non-finite update, weight or metric; singular solve) is record
 "diverged" and ends the trajectory; the rows before it are kept.
 
 CounterFact protocol (ROME): a prompt prefers o_new over o_true when the mean per-token log-probability of
-" " + o_new exceeds that of " " + o_true, teacher-forced after the prompt.
+" " + o_new exceeds that of " " + o_true, teacher-forced after the prompt; comparisons are strict both ways (a tie
+is neither efficacy nor neighborhood success, as MEMIT's summarize). Fluency (ROME/MEMIT's n_gram_entropy): greedy
+continuations of the generation prompts, up to fluency_max_len tokens in all (ROME's max_out_len = 100; ROME samples
+top-5, we decode greedily for a deterministic metric), scored by n_gram_entropy.
 """
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import numpy as np
@@ -54,7 +58,7 @@ def score(model, tok, texts: list[str], targets: list[str], batch_size: int = 32
     enc = []
     for text, target in zip(texts, targets):
         p = tok(text, add_special_tokens=True)["input_ids"]
-        enc.append((list(p), rome.target_ids(tok, target)))
+        enc.append((list(p), rome.target_ids(tok, text, target)))
     n = len(enc)
     mean_lp, sum_lp, hit = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
     order = np.argsort([-(len(p) + len(t)) for p, t in enc], kind="stable")
@@ -73,15 +77,70 @@ def score(model, tok, texts: list[str], targets: list[str], batch_size: int = 32
     return mean_lp, sum_lp, hit
 
 
-def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood: int = 5, batch_size: int = 32
-             ) -> dict:
-    """Held-out confidence and accuracy, retention, efficacy, paraphrase and neighborhood success."""
+def n_gram_entropy(texts) -> float:
+    """ROME/MEMIT's n_gram_entropy: mean over texts of mean(2/3·H₂, 4/3·H₃), H_n the entropy in bits of the
+    text's n-gram frequencies. Words: runs of word characters and single punctuation marks (nltk.word_tokenize in
+    the reference code; this regex approximates it without the dependency)."""
+    out = []
+    for text in texts:
+        words = re.findall(r"\w+|[^\w\s]", text)
+        ent = []
+        for n, weight in ((2, 2 / 3), (3, 4 / 3)):
+            grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+            if not grams:
+                ent.append(0.0)
+                continue
+            _, counts = np.unique(np.array([" ".join(g) for g in grams]), return_counts=True)
+            p = counts / counts.sum()
+            ent.append(weight * float(-(p * np.log2(p)).sum()))
+        out.append(float(np.mean(ent)))
+    return float(np.mean(out)) if out else float("nan")
+
+
+def generation_prompts(facts: list[dict], per_fact: int | None) -> list[str]:
+    """The first `per_fact` (None: all) generation prompts of each fact; its rewrite prompt when it has none."""
+    out = []
+    for f in facts:
+        gen = list(f.get("generation_prompts") or []) or [f["prompt"].format(f["subject"])]
+        out += gen if per_fact is None else gen[:per_fact]
+    return out
+
+
+@torch.no_grad()
+def fluency(model, tok, prompts: list[str], max_len: int = 100, batch_size: int = 32) -> float:
+    """n_gram_entropy of the greedy continuations (prompt + continuation, max_len tokens in all) of `prompts`."""
+    if not prompts:
+        return float("nan")
+    dev = rome.device_of(model)
+    pad_id = rome.pad_id(tok)
+    texts = []
+    for start in range(0, len(prompts), batch_size):
+        rows = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts[start:start + batch_size]]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):  # left padding: every row continues from its last column
+            ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = 1
+        out = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), do_sample=False,
+                             max_new_tokens=max(1, max_len - width), pad_token_id=pad_id)
+        texts += [tok.decode(o[width - len(r):], skip_special_tokens=True) for o, r in zip(out, rows)]
+    return n_gram_entropy(texts)
+
+
+def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood: int | None = 10,
+             batch_size: int = 32, fluency_prompts: int | None = None, fluency_max_len: int = 100) -> dict:
+    """Held-out confidence and accuracy, retention, efficacy, paraphrase and neighborhood success, fluency.
+    max_neighborhood / fluency_prompts: prompts per fact (None: all; fluency_prompts 0: no fluency)."""
     texts, targets, tags = [], [], []
 
     def add(text, target, tag):
         texts.append(text)
         targets.append(target)
         tags.append(tag)
+
+    def nbs(f):
+        return list(f["neighborhood_prompts"])[:max_neighborhood]
 
     for j, f in enumerate(test):
         add(f["prompt"].format(f["subject"]), f["target_true"], ("test", j, 0, "true"))
@@ -90,35 +149,42 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
             add(f["prompt"].format(f["subject"]), f[f"target_{which}"], ("rw", i, 0, which))
             for q, para in enumerate(f["paraphrase_prompts"]):
                 add(para, f[f"target_{which}"], ("para", i, q, which))
-            for q, nb in enumerate(list(f["neighborhood_prompts"])[:max_neighborhood]):
+            for q, nb in enumerate(nbs(f)):
                 add(nb, f[f"target_{which}"], ("nb", i, q, which))
     mean_lp, sum_lp, hit = score(model, tok, texts, targets, batch_size)
     by = {tag: (m, s, h) for tag, m, s, h in zip(tags, mean_lp, sum_lp, hit)}
+    nan = float("nan")
+    gen = fluency_prompts != 0
     out = {"heldout_p_true": float(np.mean([np.exp(by[("test", j, 0, "true")][1]) for j in range(len(test))]))
-           if test else float("nan"),
+           if test else nan,
            "heldout_logp_true": float(np.mean([by[("test", j, 0, "true")][1] for j in range(len(test))]))
-           if test else float("nan"),
+           if test else nan,
            "heldout_acc": float(np.mean([by[("test", j, 0, "true")][2] for j in range(len(test))]))
-           if test else float("nan")}
+           if test else nan,
+           "fluency": fluency(model, tok, generation_prompts(test, fluency_prompts), fluency_max_len, batch_size)
+           if gen and test else nan,
+           "fluency_edited": fluency(model, tok, generation_prompts(edited, fluency_prompts), fluency_max_len,
+                                     batch_size) if gen and edited else nan}
     if not edited:
-        return {**out, "retention": float("nan"), "efficacy": float("nan"), "paraphrase": float("nan"),
-                "neighborhood": float("nan")}
+        return {**out, "retention": nan, "efficacy": nan, "paraphrase": nan, "neighborhood": nan}
 
-    def prefers_new(kind, i, q):
+    def new_wins(kind, i, q):
         return by[(kind, i, q, "new")][0] > by[(kind, i, q, "true")][0]
+
+    def true_wins(kind, i, q):  # strict: a tie is no success
+        return by[(kind, i, q, "true")][0] > by[(kind, i, q, "new")][0]
 
     para, nbr = [], []
     for i, f in enumerate(edited):
         if len(f["paraphrase_prompts"]):
-            para.append(np.mean([prefers_new("para", i, q) for q in range(len(f["paraphrase_prompts"]))]))
-        n_nb = min(len(f["neighborhood_prompts"]), max_neighborhood)
-        if n_nb:
-            nbr.append(np.mean([not prefers_new("nb", i, q) for q in range(n_nb)]))
+            para.append(np.mean([new_wins("para", i, q) for q in range(len(f["paraphrase_prompts"]))]))
+        if nbs(f):
+            nbr.append(np.mean([true_wins("nb", i, q) for q in range(len(nbs(f)))]))
     return {**out,
             "retention": float(np.mean([by[("rw", i, 0, "new")][2] for i in range(len(edited))])),
-            "efficacy": float(np.mean([prefers_new("rw", i, 0) for i in range(len(edited))])),
-            "paraphrase": float(np.mean(para)) if para else float("nan"),
-            "neighborhood": float(np.mean(nbr)) if nbr else float("nan")}
+            "efficacy": float(np.mean([new_wins("rw", i, 0) for i in range(len(edited))])),
+            "paraphrase": float(np.mean(para)) if para else nan,
+            "neighborhood": float(np.mean(nbr)) if nbr else nan}
 
 
 def immediate(model, tok, fact: dict) -> tuple[bool, float]:
@@ -130,22 +196,27 @@ def immediate(model, tok, fact: dict) -> tuple[bool, float]:
 
 # ---------------------------------------------------------------- interference
 
-def interference(L, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def interference(U, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(‖measured_j‖, ‖predicted_j‖, ‖measured_j − predicted_j‖) for each held-out key k_j (columns of K_test):
-    measured (W_n − W_0) k_j against Σ_i r_i P_ij, with P from the Cholesky factor L of C and the edit keys."""
+    measured (W_n − W_0) k_j against Σ_i r_i P_ij, P_ij = u_iᵀk_j / u_iᵀk_i with U = [u_i] the update directions
+    (f × n; editing.whiten(L, K_edit) gives the paper's C⁻¹k_i)."""
     if K_edit.shape[1] == 0:
         z = np.zeros(K_test.shape[1])
         return z, z, z
-    U = editing.whiten(L, K_edit)
     pred = editing.predicted_change(R, editing.p_matrix(U, K_edit, K_test))
     meas = dW @ K_test.double()
     return meas.norm(dim=0).cpu().numpy(), pred.norm(dim=0).cpu().numpy(), (meas - pred).norm(dim=0).cpu().numpy()
 
 
+def _rel(err, meas, how) -> float:
+    return float(how(err / np.maximum(meas, 1e-300))) if len(meas) else float("nan")
+
+
 # ---------------------------------------------------------------- the loop
 
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
-        max_neighborhood: int = 5, batch_size: int = 32, progress=None) -> pd.DataFrame:
+        max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
+        fluency_max_len: int = 100, progress=None) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits (and at step 0)."""
     ml = editor.measure_layer
     layers = sorted(set(editor.layers) | {ml})
@@ -153,26 +224,31 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     # held-out keys of the prompts the metrics evaluate: bare prompt, subject's last token (as the paper's P)
     K_test = rome.keys(model, tok, [(f["prompt"], f["subject"]) for f in test], [ml], ["{}"])[ml].T  # f × m
     L = editor.chol[ml]
-    keys, resids, done, window = [], [], [], []
+    keys, resids, dirs, done, window = [], [], [], [], []
     rows, n_triggered = [], 0
+    log.info("%s on %s: layers %s (measure layer %d), edited weights in %s (model %s)", editor.name, model_name,
+             editor.layers, ml, editor.precision["edited_dtype"], editor.precision["model_dtype"])
 
     def row(step, status="ok", reason=""):
         dW = {layer: models.ffn_weight(model, layer).detach().double() - W0[layer] for layer in layers}
-        K_edit = torch.stack(keys, 1) if keys else torch.zeros((K_test.shape[0], 0), dtype=torch.float64,
-                                                                 device=K_test.device)
-        R = torch.stack(resids, 1) if resids else None
-        meas, pred, err = interference(L, K_edit, R, K_test, dW[ml]) if keys else (np.zeros(K_test.shape[1]),) * 3
+        zero = np.zeros(K_test.shape[1])
+        meas = pred = err = pred_c = zero
+        if keys:
+            K_edit, R, U = torch.stack(keys, 1), torch.stack(resids, 1), torch.stack(dirs, 1)
+            meas, pred, err = interference(U, K_edit, R, K_test, dW[ml])
+            pred_c = interference(editing.whiten(L, K_edit), K_edit, R, K_test, dW[ml])[1]
         r = {"step": step, "method": editor.name, "model": model_name, "layer": ml, "status": status,
              "reason": reason, "case_id": str(done[-1]["case_id"]) if done else "",
-             **evaluate(model, tok, done, test, max_neighborhood, batch_size),
+             **evaluate(model, tok, done, test, max_neighborhood, batch_size, fluency_prompts, fluency_max_len),
              "new_edit_efficacy": float(np.mean([w[0] for w in window])) if window else float("nan"),
              "new_edit_p_new": float(np.mean([w[1] for w in window])) if window else float("nan"),
              "v_prob": float(np.mean([w[2] for w in window])) if window else float("nan"),
              "delta_w_fro": float(np.sqrt(sum(float(d.norm()) ** 2 for d in dW.values()))),
              "interference_measured": float(meas.mean()) if len(meas) else float("nan"),
              "interference_predicted": float(pred.mean()) if len(pred) else float("nan"),
-             "interference_rel_error": float(np.max(err / np.maximum(meas, 1e-300))) if keys and len(meas)
-             else float("nan"),
+             "interference_predicted_c": float(pred_c.mean()) if len(pred_c) else float("nan"),
+             "interference_rel_error_median": _rel(err, meas, np.median) if keys else float("nan"),
+             "interference_rel_error_max": _rel(err, meas, np.max) if keys else float("nan"),
              "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
              "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
         return r
@@ -189,6 +265,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
             break
         keys.append(res.key)
         resids.append(res.residual)
+        dirs.append(res.direction)
         done.append(fact)
         n_triggered += int(res.triggered)
         ok, p_new = immediate(model, tok, fact)
@@ -220,6 +297,7 @@ def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
         r = dict(by[i])
         r["paraphrase_prompts"] = list(r["paraphrase_prompts"])
         r["neighborhood_prompts"] = list(r["neighborhood_prompts"])
+        r["generation_prompts"] = list(r.get("generation_prompts", []))  # optional (older facts files lack it)
         out.append(r)
     return out
 
@@ -249,7 +327,9 @@ def run_rule(*, manifest, cov, known, facts, out, model_name: str, method: str, 
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
     logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
-    layers = [hp["layer"]] if method == "rome" else hp["layers"]
+    layers = [hp["layer"]] if method in editing.ROME_FAMILY else hp["layers"]
+    logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
+                hp["sources"].get("layer", hp["sources"].get("layers")))
     covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
     templates = list(settings.get("context_templates", ["{}"]))
     torch.manual_seed(seed)
@@ -265,11 +345,13 @@ def run_rule(*, manifest, cov, known, facts, out, model_name: str, method: str, 
 
     table = run(model, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
                 eval_every=int(settings.get("eval_every", 10)), model_name=model_name,
-                max_neighborhood=int(settings.get("max_neighborhood", 5)),
-                batch_size=int(settings.get("batch_size", 32)), progress=progress)
+                max_neighborhood=settings.get("max_neighborhood", 10),
+                batch_size=int(settings.get("batch_size", 32)), fluency_prompts=settings.get("fluency_prompts"),
+                fluency_max_len=int(settings.get("fluency_max_len", 100)), progress=progress)
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
-            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
+            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates, "layers": list(layers),
+            "precision": editor.precision,
             "edit_case_ids": edit_ids, "test_case_ids": test_ids, "facts_source": fmeta.get("source"),
             "n_edits": len(edit_ids), "n_test": len(test_ids), "diverged": bool((table.status != "ok").any())}
     write_parquet(table, out, metadata=meta)
