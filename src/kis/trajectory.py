@@ -107,25 +107,32 @@ def generation_prompts(facts: list[dict], per_fact: int | None) -> list[str]:
 
 
 @torch.no_grad()
+def greedy_texts(model, tok, prompts: list[str], max_len: int = 100, batch_size: int = 32) -> list[str]:
+    """Greedy continuations (no stop at EOS, as ROME's generate_fast) of each prompt to max_len tokens in all, decoded
+    with the prompt. Prompts of one token length share a batch (no padding), a KV cache carries the steps."""
+    dev = rome.device_of(model)
+    rows = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts]
+    out = [""] * len(rows)
+    by_len = {}
+    for i, r in enumerate(rows):
+        by_len.setdefault(len(r), []).append(i)
+    for width, idx in sorted(by_len.items()):
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start:start + batch_size]
+            seq = torch.tensor([rows[i] for i in chunk], device=dev)
+            res = model(input_ids=seq, use_cache=True)
+            for _ in range(max(0, max_len - width)):
+                nxt = res.logits[:, -1].argmax(-1, keepdim=True)
+                seq = torch.cat([seq, nxt], 1)
+                res = model(input_ids=nxt, past_key_values=res.past_key_values, use_cache=True)
+            for i, s in zip(chunk, seq.tolist()):
+                out[i] = tok.decode(s, skip_special_tokens=True)
+    return out
+
+
 def fluency(model, tok, prompts: list[str], max_len: int = 100, batch_size: int = 32) -> float:
     """n_gram_entropy of the greedy continuations (prompt + continuation, max_len tokens in all) of `prompts`."""
-    if not prompts:
-        return float("nan")
-    dev = rome.device_of(model)
-    pad_id = rome.pad_id(tok)
-    texts = []
-    for start in range(0, len(prompts), batch_size):
-        rows = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts[start:start + batch_size]]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):  # left padding: every row continues from its last column
-            ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = 1
-        out = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), do_sample=False,
-                             max_new_tokens=max(1, max_len - width), pad_token_id=pad_id)
-        texts += [tok.decode(o[width - len(r):], skip_special_tokens=True) for o, r in zip(out, rows)]
-    return n_gram_entropy(texts)
+    return n_gram_entropy(greedy_texts(model, tok, prompts, max_len, batch_size)) if prompts else float("nan")
 
 
 def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood: int | None = 10,
@@ -216,8 +223,9 @@ def _rel(err, meas, how) -> float:
 
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
-        fluency_max_len: int = 100, progress=None) -> pd.DataFrame:
-    """Apply `edits` one by one with `editor`; a row every eval_every edits (and at step 0)."""
+        fluency_max_len: int = 100, record_steps=None, progress=None) -> pd.DataFrame:
+    """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
+    when given (and at step 0 and after the last edit)."""
     ml = editor.measure_layer
     layers = sorted(set(editor.layers) | {ml})
     W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in layers}
@@ -272,7 +280,8 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
         window.append((ok, p_new, res.v_prob, res.seconds))
         log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", editor.name, n, len(edits),
                  fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
-        if n % eval_every == 0 or n == len(edits):
+        due = n in record_steps if record_steps is not None else n % eval_every == 0
+        if due or n == len(edits):
             r = row(n)
             if not np.isfinite(r["heldout_p_true"]):
                 r.update(status="diverged", reason="non-finite held-out probability")
