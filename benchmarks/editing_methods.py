@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from bench_common import REPO, WIKI, smollm2  # noqa: E402
+from bench_common import REPO, WIKI, smollm2, wiki_texts  # noqa: E402
 
 from kis import covariance, editing, knowledge, models, trajectory  # noqa: E402
 
@@ -54,12 +54,7 @@ def corpus_texts(corpus_file: str | None, n_texts: int) -> tuple[list[str], str]
             texts = [p for p in raw.split("\n\n") if p.strip()]
         corpus_id = f"file:{path.name}"
     elif WIKI.exists():
-        texts = []
-        with gzip.open(WIKI, "rt") as fh:
-            for line in fh:
-                texts.append(json.loads(line)["text"])
-                if len(texts) == n_texts:
-                    break
+        texts = wiki_texts(n_texts)
         corpus_id = f"shared enwiki_2015_sample first {n_texts}"
     else:
         from kis import corpus

@@ -26,8 +26,8 @@ def sp_tokenizer(tmp_path_factory):
 
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(TEXT * 40), model_writer=buf, vocab_size=400, hard_vocab_limit=False, model_type="bpe", add_dummy_prefix=True,
-        byte_fallback=True, split_digits=True, normalization_rule_name="identity", remove_extra_whitespaces=False,
+        sentence_iterator=iter(TEXT * 40), model_writer=buf, vocab_size=400, hard_vocab_limit=False, model_type="bpe",
+        add_dummy_prefix=True, byte_fallback=True, split_digits=True, normalization_rule_name="identity", remove_extra_whitespaces=False,
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=1.0, minloglevel=2)
     d = tmp_path_factory.mktemp("sp")
     (d / "tokenizer.model").write_bytes(buf.getvalue())

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 METHODS = ("rome", "r-rome", "memit", "alphaedit", "deltaedit")
 ROME_FAMILY = ("rome", "r-rome")          # one layer, v* from the δ at the FFN output
-WINDOW_FAMILY = ("alphaedit", "memit", "deltaedit")  # a window of layers; order = whose published window another borrows
+# a window of layers; the order says whose published window another method borrows
+WINDOW_FAMILY = ("alphaedit", "memit", "deltaedit")
 
 TRAJECTORY_COLUMNS = {
     "step": "edits applied so far (0: the unedited model)",

@@ -159,8 +159,8 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
     if norm not in ("mlp", "block"):
         raise ValueError(f"norm must be 'mlp' or 'block', got {norm!r}")
     if not templates or templates[0] != "{}":
-        raise ValueError(f"context_templates must start with '{{}}' (v_0 and the KL term are read from the bare prompt, "
-                         f"the first row), got {list(templates)[:1]}")
+        raise ValueError(f"context_templates must start with '{{}}' (v_0 and the KL term are read from the bare "
+                         f"prompt, the first row), got {list(templates)[:1]}")
     dev = device_of(model)
     tgt = target_ids(tok, prompt.format(subject), target)
     rows, at, starts = [], [], []
