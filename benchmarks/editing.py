@@ -12,8 +12,6 @@ shared CounterFact sample's (or built-in ones when it is absent).
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import logging
 import sys
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from bench_common import FACTS, REPO, SMOL, WIKI, random_model, smollm2, sync  # noqa: E402
+from bench_common import FACTS, REPO, SMOL, random_model, smollm2, sync, wiki_texts  # noqa: E402
 
 from kis import covariance, editing, knowledge, models, trajectory  # noqa: E402
 
@@ -36,12 +34,7 @@ def quick_covariance(model, tok, n_texts: int = 100, max_length: int = 128) -> P
     path = TMP / f"smollm2_wiki{n_texts}_len{max_length}.safetensors"
     if path.exists():
         return path
-    texts = []
-    with gzip.open(WIKI, "rt") as fh:
-        for line in fh:
-            texts.append(json.loads(line)["text"])
-            if len(texts) == n_texts:
-                break
+    texts = wiki_texts(n_texts)
     t0 = time.perf_counter()
     sums, count = covariance.collect(model, tok, texts, max_length=max_length, token_budget=2048)
     covariance.save(path, covariance.finalize(sums, count), count,

@@ -171,11 +171,17 @@ def edit_names(wc):
 def edit_settings(wc):
     editing = config["editing"]
     common = ("n_edits", "n_test", "eval_every", "seed", "require_known", "max_neighborhood", "cov_ridge",
-              "kl_prompt", "context_templates", "layer_fraction")
+              "kl_prompt", "context_templates", "layer_fraction", "fluency_prompts", "fluency_max_len")
     out = {k: editing[k] for k in common}
     out["defaults"] = {wc.method: editing["defaults"][wc.method]}
+    # the layers a method may borrow (kis.editing.resolve_hparams): ROME's layer, the MEMIT family's windows
+    borrow = {"rome", "alphaedit", "memit", "deltaedit"} - {wc.method}
     for table in ("published", "overrides"):
         entries = editing[table]
-        out[table] = {n: {wc.method: entries[n][wc.method]} for n in edit_names(wc)
-                      if n in entries and wc.method in entries[n]}
+        out[table] = {}
+        for n in edit_names(wc):
+            got = {m: ({k: v for k, v in e.items() if k in ("layer", "layers", "source")} if m != wc.method else e)
+                   for m, e in (entries.get(n) or {}).items() if m == wc.method or m in borrow}
+            if got:
+                out[table][n] = got
     return out

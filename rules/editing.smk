@@ -1,4 +1,4 @@
-# Lifelong editing trajectories (ROME, MEMIT, AlphaEdit, DeltaEdit): a seeded stream of known facts is edited one
+# Lifelong editing trajectories (ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit): a seeded stream of known facts is edited one
 # at a time; every eval_every edits one row records held-out confidence, retention, CounterFact success and the
 # interference on held-out keys, measured against the closed form Σ_i r_i P_ij (kis.editing, kis.trajectory).
 # Helpers edit_names / edit_settings (what a trajectory's params hold) are in rules/common.smk.
@@ -18,7 +18,7 @@ rule trajectory:
         settings=edit_settings,
         names=edit_names,
     wildcard_constraints:
-        method="rome|memit|alphaedit|deltaedit",
+        method="rome|r-rome|memit|alphaedit|deltaedit",
     log:
         f"{LOGS}/trajectory/{{model}}/{{method}}.log",
     benchmark:

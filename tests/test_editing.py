@@ -8,7 +8,7 @@ import yaml
 
 import tiny
 from wf import REPO
-from kis import editing, models
+from kis import editing, keys, models
 
 REPO_CONFIG = REPO / "config" / "config.yaml"
 
@@ -223,19 +223,174 @@ def test_resolve_hparams_rule_published_and_override():
         editing.resolve_hparams(SETTINGS, "grace", 12)
 
 
+# (n_layers, d_ff) of the models the configs name: architecture facts, for the default rule and the README table
+DIMS = {"gpt2": (12, 3072), "gpt2-medium": (24, 4096), "gpt2-large": (36, 5120), "gpt2-xl": (48, 6400),
+        "EleutherAI/gpt-j-6B": (28, 16384), "gpt-j-6b": (28, 16384), "pythia-1b": (16, 8192),
+        "pythia-2.8b": (32, 10240), "pythia-6.9b": (32, 16384), "llama-2-7b": (32, 11008),
+        "llama-2-13b": (40, 13824), "meta-llama/Meta-Llama-3-8B": (32, 14336), "llama-3-8b": (32, 14336),
+        "meta-llama/Llama-3.1-8B": (32, 14336), "llama-3.1-8b": (32, 14336), "smollm2-135m": (30, 1536)}
+
+
 def test_config_published_values_fit_their_models():
     cfg = yaml.safe_load(REPO_CONFIG.read_text())
     if "editing" not in cfg:
         pytest.skip("config/config.yaml has no editing section")
-    n_layers = {"gpt2-medium": 24, "gpt2-large": 36, "gpt2-xl": 48, "EleutherAI/gpt-j-6B": 28,
-                "meta-llama/Meta-Llama-3-8B": 32}
     for name, methods in cfg["editing"]["published"].items():
-        assert name in n_layers, name
+        assert name in DIMS, name
         for method in methods:
-            hp = editing.resolve_hparams(cfg["editing"], method, n_layers[name], [name], d_ff=4096)
+            hp = editing.resolve_hparams(cfg["editing"], method, DIMS[name][0], [name], d_ff=DIMS[name][1])
             assert hp["source"].startswith("published")
+            assert "hparams/" in hp["sources"]["layer" if method in editing.ROME_FAMILY else "layers"]
     for method in editing.METHODS:  # every method resolves for an unknown model by the default rule
         assert editing.resolve_hparams(cfg["editing"], method, 30, ["unknown"], d_ff=1536)["source"] == "default rule"
+
+
+def test_comparable_layers_per_model():
+    cfg = yaml.safe_load(REPO_CONFIG.read_text())["editing"]
+
+    def layers(method, name):
+        hp = editing.resolve_hparams(cfg, method, DIMS[name][0], [name], d_ff=DIMS[name][1])
+        return hp.get("layers", [hp.get("layer")])
+
+    # published where the authors give them; AlphaEdit GPT-2 XL L2 = 10 (its own file), DeltaEdit's 1
+    xl = {m: editing.resolve_hparams(cfg, m, 48, ["gpt2-xl"], d_ff=6400) for m in ("alphaedit", "deltaedit")}
+    assert xl["alphaedit"]["L2"] == 10 and xl["deltaedit"]["L2"] == 1
+    assert layers("deltaedit", "EleutherAI/gpt-j-6B") == layers("alphaedit", "EleutherAI/gpt-j-6B") == list(range(3, 9))
+    assert "alphaedit's window" in editing.resolve_hparams(cfg, "deltaedit", 28, ["EleutherAI/gpt-j-6B"],
+                                                           d_ff=16384)["sources"]["layers"]
+    # Llama-3.1 follows Llama-3: AlphaEdit's MEMIT and ROME files
+    for name in ("meta-llama/Meta-Llama-3-8B", "meta-llama/Llama-3.1-8B"):
+        assert layers("memit", name) == [4, 5, 6, 7, 8] and layers("rome", name) == [5]
+        rome = editing.resolve_hparams(cfg, "rome", 32, [name], d_ff=14336)
+        assert rome["mom2_adjustment"] is False and rome["v_weight_decay"] == 0.001
+    # no published window: one default window for the MEMIT family ending at ROME's (published) layer
+    for m in editing.WINDOW_FAMILY:
+        assert layers(m, "gpt2-medium") == [4, 5, 6, 7, 8]
+        assert layers(m, "smollm2-135m") == [2, 3, 4, 5, 6]          # ROME's default layer round(0.2 · 30) = 6
+    assert layers("r-rome", "gpt2-medium") == layers("rome", "gpt2-medium") == [8]
+    assert layers("r-rome", "smollm2-135m") == layers("rome", "smollm2-135m") == [6]
+
+
+def test_r_rome_takes_romes_layer_and_sources_name_the_values():
+    s = {"layer_fraction": 0.2, "defaults": {"rome": {"source": "ROME.json", "v_lr": 0.5}, "r-rome": {"v_lr": 0.5},
+                                             "memit": {"span": 3}},
+         "published": {"m": {"rome": {"layer": 9, "source": "rome/m.json"}}}}
+    hp = editing.resolve_hparams(s, "r-rome", 30, ["m"])
+    assert hp["layer"] == 9 and hp["sources"]["layer"] == "rome/m.json" and hp["mom2_adjustment"] is True
+    assert hp["sources"]["v_lr"] == "editing.defaults.r-rome"
+    memit = editing.resolve_hparams(s, "memit", 30, ["m"])
+    assert memit["layers"] == [7, 8, 9] and "rome/m.json" in memit["sources"]["layers"]
+    assert editing.resolve_hparams(s, "rome", 30, ["m"])["sources"]["v_lr"] == "ROME.json"
+
+
+def _readme_block():
+    """The hyperparameter table of the README: paper.yaml's models and settings, and the offline SmolLM2."""
+    paper = yaml.safe_load((REPO_CONFIG.parent / "paper.yaml").read_text())
+    offline = yaml.safe_load(REPO_CONFIG.read_text())
+    specs = {}
+    for cfg in (paper, offline):
+        for key, spec in cfg["models"].items():
+            n, f = DIMS[key]
+            specs[key] = {"names": [key, spec.get("hub_id")], "n_layers": n, "d_ff": f}
+    paper_models = {k: v for k, v in specs.items() if k in paper["models"]}
+    offline_settings = {**offline["editing"], "methods": list(editing.METHODS)}
+    return ("<!-- hparams table: generated by `python tests/test_editing.py` -->\n"
+            "Paper models (config/paper.yaml):\n\n" + editing.hparams_markdown(paper["editing"], paper_models)
+            + "\nOffline default (config/config.yaml):\n\n"
+            + editing.hparams_markdown(offline_settings, {"smollm2-135m": specs["smollm2-135m"]})
+            + "<!-- end hparams table -->\n")
+
+
+def test_readme_hyperparameter_table_matches_the_config():
+    readme = (REPO_CONFIG.parents[1] / "README.md").read_text()
+    want = _readme_block()
+    assert want in readme, "README's hyperparameter table is stale: run `python tests/test_editing.py`"
+
+
+def test_hparams_table_numbers_each_source():
+    s = {"methods": ["rome"], "layer_fraction": 0.5,
+         "defaults": {"rome": {"source": "a.json", "v_lr": 0.5, "kl_factor": 1.0}},
+         "published": {"m": {"rome": {"source": "b.json", "layer": 1}}}}
+    rows, sources = editing.hparams_table(s, {"m": {"n_layers": 4, "d_ff": 8}, "x": {"n_layers": 4, "d_ff": 8}})
+    assert sources[:2] == ["b.json", "a.json"]
+    assert rows[0]["layers"] == "1 [1]" and rows[0]["v_lr"] == "0.5 [2]"
+    assert rows[1]["layers"].startswith("2 [") and "default rule" in sources[int(rows[1]["layers"][3]) - 1]
+
+
+def test_rome_and_r_rome_match_their_published_formulas():
+    """ROME (rome/compute_v.py) and r-ROME (rebuilding-rome compute_v.py, random-prefix keys), written out with a
+    bias b, the template keys k_t and the normalised left vector, against rome_update as the editors call it."""
+    rng = np.random.default_rng(11)
+    d, f, T = 6, 10, 4
+    C, W, b = spd(f, rng), rng.standard_normal((d, f)), rng.standard_normal(d)
+    Kt = rng.standard_normal((T, f))              # row 0: the bare prompt
+    k0, kbar, delta = Kt[0], Kt.mean(0), rng.standard_normal(d)
+    left = np.linalg.solve(C, kbar)
+    left = left / np.linalg.norm(left)            # compute_u returns u / ‖u‖
+    target = (W @ k0 + b) + delta                 # target_init + δ (target_init: the bare prompt's FFN output)
+    rome_right = (target - (W @ k0 + b)) / (k0 @ left)
+    rrome_right = (target - (W @ Kt.T + b[:, None]).mean(1)) / (kbar @ left)
+    L = editing.cholesky(t(C))
+    v = t(W @ k0 + delta)
+    _, _, dW_rome = editing.rome_update(t(W), L, t(k0), v, k_dir=t(kbar))
+    _, _, dW_rrome = editing.rome_update(t(W), L, t(kbar), v, k_dir=t(kbar))
+    np.testing.assert_allclose(dW_rome.numpy(), np.outer(rome_right, left), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dW_rrome.numpy(), np.outer(rrome_right, left), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose((W + dW_rome.numpy()) @ k0, W @ k0 + delta, atol=1e-10)    # ROME: v* at k₀
+    np.testing.assert_allclose((W + dW_rrome.numpy()) @ kbar, W @ k0 + delta, atol=1e-10)  # r-ROME: v* at k̄
+
+
+def test_directions_give_the_updates():
+    rng = np.random.default_rng(12)
+    d, f, lam, l2 = 4, 9, 3.0, 2.0
+    C, K, R = spd(f, rng, cond=1e5), rng.standard_normal((f, 1)), rng.standard_normal((d, 1))
+    U = editing.memit_direction(t(C), t(K), lam).numpy()
+    np.testing.assert_allclose(U, np.linalg.solve(lam * C + K @ K.T, K), rtol=1e-9)
+    P, _ = editing.nullspace_projector(t(C), 1e-2)
+    G = (lambda X: X @ X.T)(rng.standard_normal((f, 3)))
+    Ua = editing.alphaedit_direction(P, t(K), t(G), l2).numpy()
+    Pn = P.numpy()
+    np.testing.assert_allclose(Ua, np.linalg.solve(Pn @ (K @ K.T + G) + l2 * np.eye(f), Pn @ K), rtol=1e-8)
+    np.testing.assert_allclose(editing.alphaedit_update(P, t(K), t(R), t(G), l2).numpy(), R @ Ua.T, rtol=1e-9)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_keep_fp32_upcasts_the_edited_layers_of_a_bf16_model(family):
+    model, tok = tiny.model(family)
+    model.to(torch.bfloat16)
+    ids = torch.tensor([tok("the value of the module")["input_ids"]])
+    before = model(input_ids=ids).logits.float()
+    rec = editing.keep_fp32(model, [1])
+    assert rec == {"model_dtype": "bfloat16", "edited_dtype": "float32"}
+    assert editing.keep_fp32(model, [1]) == rec                        # idempotent: no second pair of hooks
+    assert models.ffn_weight(model, 1).dtype == torch.float32 and models.ffn_weight(model, 0).dtype == torch.bfloat16
+    after = model(input_ids=ids).logits
+    assert after.dtype == torch.bfloat16                                # the rest of the model runs as before
+    np.testing.assert_allclose(after.float().numpy(), before.numpy(), atol=0.1)
+    # a tiny update survives in fp32 (it would round away in bf16 weights)
+    W = models.ffn_weight(model, 1)
+    dW = torch.full(W.shape, 1e-4, dtype=torch.float64)
+    W0 = W.detach().double().clone()
+    editing._apply(model, 1, dW, "test")
+    np.testing.assert_allclose((W.detach().double() - W0).numpy(), dW.numpy(), rtol=1e-2)
+
+
+def test_template_groups_weigh_the_bare_prompt_half_as_memits_compute_ks():
+    model, tok = tiny.model("gpt2")
+    templates = ["{}", "A fact. {}", "The news. {}", "I think {}"]
+    fact = {"prompt": "{} is located in", "subject": "the river"}
+    with pytest.raises(ValueError, match="must start with"):
+        editing.template_groups(["A fact. {}", "{}"])
+    got = editing.group_key(model, tok, fact, 1, templates)
+    # memit/compute_ks.py: keys of every (group, template), averaged within each group, then over the groups
+    groups = [["{}"], templates[1:]]
+    flat = torch.stack([keys.averaged(model, tok, [fact["prompt"]], [fact["subject"]], layers=[1], templates=[tpl])[0, 0]
+                        for g in groups for tpl in g])
+    csum = np.cumsum([0] + [len(g) for g in groups])
+    want = torch.stack([flat[csum[j]:csum[j + 1]].mean(0) for j in range(len(groups))]).mean(0)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-8)
+    weights = [0.5] + [0.5 / 3] * 3                                     # the bare prompt weighs ½
+    torch.testing.assert_close(got, sum(w * k for w, k in zip(weights, flat)), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
@@ -271,3 +426,16 @@ def test_one_list_of_methods():
     assert set(defaults["required"]) == set(editing.METHODS) == set(defaults["properties"])
     assert tuple(editing.EDITORS) == editing.METHODS
     assert tuple(editing_figures.STYLES) == editing.METHODS
+
+
+if __name__ == "__main__":  # rewrite the README's hyperparameter table from the configs
+    import re
+    import sys
+
+    readme = REPO_CONFIG.parents[1] / "README.md"
+    text = readme.read_text()
+    pat = re.compile(r"<!-- hparams table:.*?<!-- end hparams table -->\n", re.S)
+    if not pat.search(text):
+        sys.exit(f"{readme}: no '<!-- hparams table: ... <!-- end hparams table -->' block to replace")
+    readme.write_text(pat.sub(lambda _m: _readme_block(), text))
+    print(f"updated {readme}")

@@ -1,7 +1,6 @@
 """The architecture registry and model loading (hub id / local dir / GGUF), with tiny random models."""
 import importlib.util
 import json
-import sys
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Closed-form knowledge editing of an FFN output projection W (d × f), and four lifelong editors.
+"""Closed-form knowledge editing of an FFN output projection W (d × f), and five lifelong editors.
 
 ROME (one key k, value v, C = E[k kᵀ]):
     u = C⁻¹k,  Λ = (v − W k) / (uᵀk),  W ← W + Λ uᵀ                      → W' k = v exactly
@@ -14,9 +14,13 @@ AlphaEdit: P = U₀U₀ᵀ (eigenvectors of C with eigenvalue < threshold), G = 
 DeltaEdit: AlphaEdit, plus, when the drift score s = ‖A k‖ of the accumulated update A on the new key leaves
     μ ± α·σ (EMA mean and deviation of earlier scores), δ is kept orthogonal to the column space of [A k, A].
 
-Every editor edits W through kis.models.ffn_weight (in place) and reports, at its `measure_layer` (whose keys no
-edit of the method moves), the key k_i it wrote and r_i = ΔW_i k_i, from which kis.trajectory predicts the
-interference (kis.trajectory records it, with the columns of kis.trajectory.TRAJECTORY_COLUMNS).
+Every editor update is rank one per layer, ΔW_i = ρ_i u_iᵀ, along the direction u_i it actually used: C⁻¹k̄ (ROME,
+r-ROME, MEMIT), k̄ (ROME without mom2_adjustment), A_i⁻¹P k_i (AlphaEdit / DeltaEdit, A_i = P(k_i k_iᵀ + G) + l2·I).
+So with r_i = ΔW_i k_i and P_ij = u_iᵀk_j / u_iᵀk_i the change of any key is Σ_i r_i P_ij exactly, for every method.
+Every editor edits W through kis.models.ffn_weight (in place; the edited layers kept in fp32, keep_fp32) and reports,
+at its `measure_layer` (whose keys no edit of the method moves), the key k_i it wrote, r_i and u_i, from which
+kis.trajectory predicts the interference. Trajectory table columns (trajectories/{model}/{method}.parquet) are listed
+in kis.trajectory.TRAJECTORY_COLUMNS.
 """
 from __future__ import annotations
 
@@ -31,7 +35,10 @@ from .probe import device_of
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rome", "memit", "alphaedit", "deltaedit")
+METHODS = ("rome", "r-rome", "memit", "alphaedit", "deltaedit")
+ROME_FAMILY = ("rome", "r-rome")          # one layer, v* from the δ at the FFN output
+# a window of layers; the order says whose published window another method borrows
+WINDOW_FAMILY = ("alphaedit", "memit", "deltaedit")
 
 
 class EditDiverged(RuntimeError):
@@ -77,10 +84,15 @@ def predicted_change(R: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
     return R @ P
 
 
+def memit_direction(C: torch.Tensor, K: torch.Tensor, lam: float) -> torch.Tensor:
+    """U = (λC + K Kᵀ)⁻¹ K (f × n): the update directions of memit_update."""
+    K = K.double()
+    return torch.linalg.solve(lam * C.double() + K @ K.T, K)
+
+
 def memit_update(C: torch.Tensor, K: torch.Tensor, R: torch.Tensor, lam: float) -> torch.Tensor:
     """ΔW = R ((λC + K Kᵀ)⁻¹ K)ᵀ; K (f × n), R (d × n)."""
-    K, R = K.double(), R.double()
-    return R @ torch.linalg.solve(lam * C.double() + K @ K.T, K).T
+    return R.double() @ memit_direction(C, K, lam).T
 
 
 def nullspace_projector(C: torch.Tensor, threshold: float) -> tuple[torch.Tensor, int]:
@@ -90,11 +102,16 @@ def nullspace_projector(C: torch.Tensor, threshold: float) -> tuple[torch.Tensor
     return U0 @ U0.T, int(U0.shape[1])
 
 
+def alphaedit_direction(P: torch.Tensor, K: torch.Tensor, G: torch.Tensor, l2: float) -> torch.Tensor:
+    """U = (P (K Kᵀ + G) + l2·I)⁻¹ P K (f × n): the update directions of alphaedit_update."""
+    K = K.double()
+    A = P @ (K @ K.T + G) + l2 * torch.eye(P.shape[0], dtype=P.dtype, device=P.device)
+    return torch.linalg.solve(A, P @ K)
+
+
 def alphaedit_update(P: torch.Tensor, K: torch.Tensor, R: torch.Tensor, G: torch.Tensor, l2: float) -> torch.Tensor:
     """ΔW = R ((P (K Kᵀ + G) + l2·I)⁻¹ P K)ᵀ; G = Σ of K Kᵀ over earlier edits."""
-    K, R = K.double(), R.double()
-    A = P @ (K @ K.T + G) + l2 * torch.eye(P.shape[0], dtype=P.dtype, device=P.device)
-    return R @ torch.linalg.solve(A, P @ K).T
+    return R.double() @ alphaedit_direction(P, K, G, l2).T
 
 
 def orthogonal_complement(M: torch.Tensor, threshold: float, max_rank: int) -> tuple[torch.Tensor, int]:
@@ -135,43 +152,168 @@ def default_layer(n_layers: int, fraction: float) -> int:
     return int(min(max(round(fraction * n_layers), 0), n_layers - 1))
 
 
-def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: int | None = None) -> dict:
-    """Hyperparameters of `method` for a model: defaults[method] ⊕ the default layer rule ⊕ published values for
-    the first of `names` (config key, hub id) found in settings['published'] ⊕ settings['overrides'][name].
+def _entries(settings: dict, method: str, names) -> list[tuple[dict, str, str]]:
+    """(values, source of the values, table label) of `method`, lowest precedence first: defaults, the published
+    entry of the first of `names` found, the override of the first found. An entry's own `source` (the file its
+    values come from) names it; else its place in the config."""
+    out = []
+    d = (settings.get("defaults") or {}).get(method)
+    if d:
+        out.append((d, d.get("source", f"editing.defaults.{method}"), "default rule"))
+    for table, label in (("published", "published"), ("overrides", "override")):
+        entries = settings.get(table) or {}
+        for name in names:
+            if name and method in (entries.get(name) or {}):
+                e = entries[name][method] or {}
+                out.append((e, e.get("source", f"editing.{table}[{name}].{method}"), f"{label} ({name})"))
+                break
+    return out
 
-    MEMIT's λ (mom2_update_weight), when nothing sets it, is mom2_update_weight_per_ff · f: one edit writes the
-    share kᵀC⁻¹k / (λ + kᵀC⁻¹k) of its residual per layer, and kᵀC⁻¹k grows with the FFN width f (E = f)."""
+
+def _lookup(settings: dict, method: str, key: str, names):
+    """(value, source) of `key` for `method` by precedence, or (None, None)."""
+    found = (None, None)
+    for values, source, _ in _entries(settings, method, names):
+        if key in values:
+            found = (values[key], source)
+    return found
+
+
+def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: int | None = None) -> dict:
+    """Hyperparameters of `method` for a model: defaults[method] ⊕ published values for the first of `names`
+    (config key, hub id) found in settings['published'] ⊕ settings['overrides'][name], each value with its source
+    (hp['sources'][key]; hp['source'] summarises which tables applied).
+
+    Comparable layers: ROME / r-ROME edit their own published layer, else ROME's, else round(layer_fraction · L).
+    MEMIT / AlphaEdit / DeltaEdit edit their own published window, else the published window of the first of
+    WINDOW_FAMILY that has one for this model (DeltaEdit on GPT-J: AlphaEdit's), else ONE default window of `span`
+    layers ending at ROME's layer. MEMIT's λ (mom2_update_weight), when nothing sets it, is
+    mom2_update_weight_per_ff · f: one edit writes the share kᵀC⁻¹k / (λ + kᵀC⁻¹k) of its residual per layer, and
+    kᵀC⁻¹k grows with the FFN width f (E = f)."""
     if method not in METHODS:
         raise ValueError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
-    defaults = settings["defaults"]  # settings: the editing section, its defaults filled (config/schema.yaml)
-    if method not in defaults:
+    if method not in settings["defaults"]:  # settings: the editing section, its defaults filled (config/schema.yaml)
         raise ValueError(f"editing.defaults has no entry for method {method!r}")
-    hp = dict(defaults[method])
-    last = default_layer(n_layers, float(settings["layer_fraction"]))
-    if method == "rome":
-        hp["layer"] = last
+    hp, sources, source = {}, {}, "default rule"
+    for values, src, label in _entries(settings, method, names):
+        for k, v in values.items():
+            if k != "source":
+                hp[k], sources[k] = v, src
+        if label != "default rule":
+            source = label
+    fraction = float(settings["layer_fraction"])
+    rome_layer, rome_src = _lookup(settings, "rome", "layer", names)
+    if rome_layer is None:
+        rome_layer, rome_src = default_layer(n_layers, fraction), f"default rule: round({fraction} · {n_layers} layers)"
+    span = int(hp.pop("span", 5))
+    sources.pop("span", None)
+    if method in ROME_FAMILY:
+        hp.pop("layers", None)
+        if "layer" not in hp:
+            hp["layer"], sources["layer"] = int(rome_layer), rome_src
     else:
-        span = int(hp.pop("span", 5))
-        hp["layers"] = list(range(max(0, last - span + 1), last + 1))
-    source = "default rule"
-    for table, label in ((settings["published"], "published"), (settings["overrides"], "override")):
-        for name in names:
-            if name and name in table and method in (table[name] or {}):
-                hp.update(table[name][method])
-                source = f"{label} ({name})"
-                break
+        hp.pop("layer", None)
+        if "layers" not in hp:
+            for other in WINDOW_FAMILY:
+                window, wsrc = _lookup(settings, other, "layers", names)
+                if window is not None:
+                    hp["layers"], sources["layers"] = list(window), f"{other}'s window: {wsrc}"
+                    break
+            else:
+                hp["layers"] = list(range(max(0, int(rome_layer) - span + 1), int(rome_layer) + 1))
+                sources["layers"] = f"default rule: {span} layers ending at ROME's layer ({rome_src})"
+        hp["layers"] = sorted(set(int(x) for x in hp["layers"]))  # DeltaEdit's files repeat the last layer
     per_ff = hp.pop("mom2_update_weight_per_ff", None)  # from defaults, published or overrides, whichever is last
+    per_ff_src = sources.pop("mom2_update_weight_per_ff", None)
     if per_ff is not None and "mom2_update_weight" not in hp:
         if d_ff is None:
             raise ValueError(f"editing {method}: mom2_update_weight_per_ff needs the model's FFN width d_ff")
         hp["mom2_update_weight"] = float(per_ff) * int(d_ff)
-    layers = [hp["layer"]] if method == "rome" else list(hp["layers"])
+        sources["mom2_update_weight"] = f"{per_ff} · f ({per_ff_src})"
+    if method in ROME_FAMILY:
+        hp.setdefault("mom2_adjustment", True)
+        sources.setdefault("mom2_adjustment", "ROME's default (u = C⁻¹k̄)")
+    layers = [hp["layer"]] if method in ROME_FAMILY else list(hp["layers"])
     bad = [x for x in layers if not 0 <= int(x) < n_layers]
     if bad or not layers:
         raise ValueError(f"editing {method}: layers {layers} are not within the model's {n_layers} layers "
-                         f"(hyperparameters from {source})")
-    hp["source"] = source
+                         f"(hyperparameters from {source}: {sources.get('layer', sources.get('layers'))})")
+    hp["source"], hp["sources"] = source, sources
     return hp
+
+
+TABLE_KEYS = ("layer", "layers", "mom2_update_weight", "v_lr", "v_num_grad_steps", "v_weight_decay",
+              "clamp_norm_factor", "kl_factor", "mom2_adjustment", "nullspace_threshold", "L2", "var", "space")
+
+
+def hparams_table(settings: dict, model_specs: dict) -> tuple[list[dict], list[str]]:
+    """(rows, sources): one row per model × configured method with the TABLE_KEYS values, each "value [n]" with n
+    the 1-based index of its source in `sources`. model_specs: {model: {names, n_layers, d_ff}}."""
+    rows, sources = [], []
+    for model, spec in model_specs.items():
+        for method in settings.get("methods", METHODS):
+            hp = resolve_hparams(settings, method, int(spec["n_layers"]), spec.get("names", [model]),
+                                 int(spec["d_ff"]))
+            row = {"model": model, "method": method}
+            for key in TABLE_KEYS:
+                if key not in hp:
+                    continue
+                src = hp["sources"].get(key, "")
+                if src not in sources:
+                    sources.append(src)
+                v = hp[key]
+                v = f"{v[0]}–{v[-1]}" if isinstance(v, list) and len(v) > 1 else v
+                row["layers" if key == "layer" else key] = f"{v} [{sources.index(src) + 1}]"
+            rows.append(row)
+    return rows, sources
+
+
+def hparams_markdown(settings: dict, model_specs: dict) -> str:
+    """hparams_table as a Markdown table and its numbered sources."""
+    rows, sources = hparams_table(settings, model_specs)
+    cols = ["model", "method"] + [k for k in TABLE_KEYS if k != "layer" and any(k in r for r in rows)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    lines += [""] + [f"[{i}] {s}  " for i, s in enumerate(sources, 1)]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- precision and keys
+
+def keep_fp32(model, layers) -> dict:
+    """Keep the edited layers in fp32 whatever the model's dtype: each FFN output projection (nn.Linear or GPT-2's
+    Conv1D) is upcast in place, a forward pre-hook casts its input to fp32 and a forward hook its output back to the
+    model's dtype. Rounding each update into bf16 weights would make the change on held-out keys differ from the
+    exact one by a large fraction (and leak out of AlphaEdit's null space). Idempotent. → precision record."""
+    model_dtype = None
+    for layer in sorted(set(int(x) for x in layers)):
+        mod = models.ffn_out(model, layer)
+        dt = getattr(mod, "_kis_out_dtype", None) or mod.weight.dtype
+        model_dtype = model_dtype or dt
+        if getattr(mod, "_kis_out_dtype", None) is not None or dt in (torch.float32, torch.float64):
+            continue
+        mod.float()
+        mod.register_forward_pre_hook(lambda _m, args: (args[0].float(), *args[1:]))
+        mod.register_forward_hook(lambda _m, _args, out, dt=dt: out.to(dt))
+        mod._kis_out_dtype = dt
+        log.info("layer %d: FFN output projection kept in float32 (model dtype %s)", layer, dt)
+    edited = models.ffn_weight(model, max(int(x) for x in layers)).dtype
+    return {"model_dtype": str(model_dtype).replace("torch.", ""), "edited_dtype": str(edited).replace("torch.", "")}
+
+
+def template_groups(templates) -> list[list[str]]:
+    """MEMIT's context-template groups (memit/compute_ks.py averages within each group, then over groups): the bare
+    prompt "{}" alone, the other templates together (MEMIT: [["{}"], 5 generated prefixes of one length]), so the
+    bare prompt weighs ½."""
+    templates = list(templates)
+    if not templates or templates[0] != "{}":
+        raise ValueError(f"context_templates must start with '{{}}' (the bare prompt), got {templates[:1]}")
+    return [["{}"]] + ([templates[1:]] if len(templates) > 1 else [])
+
+
+def group_key(model, tok, fact: dict, layer: int, templates) -> torch.Tensor:
+    """(f,) float64: the key of MEMIT's compute_ks: mean over template_groups of the mean within each group."""
+    return torch.stack([fact_key(model, tok, fact, layer, g)[0] for g in template_groups(templates)]).mean(0)
 
 
 # ---------------------------------------------------------------- editors
@@ -186,6 +328,7 @@ class EditResult:
     triggered: bool = False
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    direction: torch.Tensor | None = None  # (f,) u_i: ΔW_i = ρ_i u_iᵀ at the measure layer
 
 
 def _apply(model, layer: int, dW: torch.Tensor, where: str) -> None:
@@ -206,45 +349,51 @@ def fact_key(model, tok, fact: dict, layer: int, templates) -> torch.Tensor:
 
 
 class ROME:
-    """u = C⁻¹k̄, k̄ the key averaged over the context templates. value_key "mean" (the default; the closed form
-    above with k* = k̄, as r-ROME, Gupta et al. 2024): v* = W k̄ + δ, Λ = δ / (uᵀk̄). "prompt" (ROME's reference
-    code): v* = W k₀ + δ written exactly at the bare prompt's key k₀, Λ = δ / (uᵀk₀). Both are rank one along
-    C⁻¹k̄, so r_i = ΔW_i k̄_i and the interference formula is exact either way. When k₀ is far from k̄ (SmolLM2:
-    a one-token subject as the prompt's first token, uᵀk₀ / uᵀk̄ ≈ 1e-3) "prompt" makes Λ a thousand times larger:
-    the "disabling edit" that collapses ROME in sequential editing."""
+    """ROME (Meng et al. 2022; rome/compute_u.py, compute_v.py): u = C⁻¹k̄ (k̄: the key averaged over the context
+    templates; u = k̄ when mom2_adjustment is false), v* = W k₀ + δ with k₀ the bare prompt's key, Λ = δ / (uᵀk₀):
+    W' k₀ = v* exactly. When k₀ is far from k̄ (uᵀk₀ ≪ uᵀk̄) Λ is huge: the "disabling edit" that collapses ROME in
+    sequential editing, recorded as the result it is.
+    r-ROME (Gupta et al. 2024; rebuilding-rome rome/compute_v.py with random-prefix keys): Λ = (W k₀ + δ − W k̄) /
+    (uᵀk̄): W' k̄ = v* exactly. Both are rank one along u, so r_i = ΔW_i k̄ and Σ r_i P_ij is exact."""
     name = "rome"
 
     def __init__(self, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0):
         self.model, self.tok, self.hp = model, tok, hp
         self.templates, self.kl_prompt = list(templates), kl_prompt
+        template_groups(self.templates)  # the first template must be the bare prompt
         self.layer = int(hp["layer"])
         self.layers = [self.layer]
         self.measure_layer = self.layer
+        self.precision = keep_fp32(model, self.layers)
         dev = device_of(model)
         self.chol = {self.layer: cholesky(covs[self.layer].to(dev), ridge, f"layer {self.layer}: ")}
+        f = covs[self.layer].shape[0]
+        # the update direction u = C⁻¹k̄, or k̄ itself (cholesky_solve with L = I) without mom2_adjustment
+        self.dir_chol = self.chol[self.layer] if hp.get("mom2_adjustment", True) else \
+            torch.eye(f, dtype=torch.float64, device=dev)
 
     def edit(self, fact: dict) -> EditResult:
         t0 = time.perf_counter()
-        where = f"rome case {fact['case_id']}"
-        k = fact_key(self.model, self.tok, fact, self.layer, self.templates)[0]
+        where = f"{self.name} case {fact['case_id']}"
+        k = fact_key(self.model, self.tok, fact, self.layer, self.templates)[0]      # k̄
+        k0 = fact_key(self.model, self.tok, fact, self.layer, ["{}"])[0]             # the bare prompt's key
         res = vstar.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
                                   target=fact["target_new"], layer=self.layer, templates=self.templates, hp=self.hp,
                                   kl_prompt=self.kl_prompt, norm="mlp")
         if not bool(torch.isfinite(res.delta).all()):
             raise EditDiverged(f"{where}: non-finite δ")
         W = models.ffn_weight(self.model, self.layer).detach().double()
-        value_key = self.hp.get("value_key", "mean")
-        if value_key == "prompt":
-            k0 = fact_key(self.model, self.tok, fact, self.layer, ["{}"])[0]
-        elif value_key == "mean":
-            k0 = k
-        else:
-            raise ValueError(f"rome value_key must be 'prompt' or 'mean', got {value_key!r}")
         v = W @ k0 + res.delta                                    # v* = W k₀ + δ
-        _lam, _u, dW = rome_update(W, self.chol[self.layer], k0, v, k_dir=k)
+        # ROME writes v* at k₀, r-ROME at k̄; both along u = C⁻¹k̄
+        _lam, u, dW = rome_update(W, self.dir_chol, k0 if self.name == "rome" else k, v, k_dir=k)
         _apply(self.model, self.layer, dW, where)
         return EditResult(int(fact["case_id"]), k, dW @ k, res.prob, float(res.delta.norm()),
-                          seconds=time.perf_counter() - t0, info={"steps": res.steps, "nll": res.nll})
+                          seconds=time.perf_counter() - t0, info={"steps": res.steps, "nll": res.nll}, direction=u)
+
+
+class RROME(ROME):
+    """r-ROME: v* written at the template-mean key k̄ (see ROME)."""
+    name = "r-rome"
 
 
 class MEMIT:
@@ -257,6 +406,8 @@ class MEMIT:
         self.layers = sorted(int(x) for x in hp["layers"])
         self.z_layer = self.layers[-1]
         self.measure_layer = self.layers[0]   # no edit of the range moves its keys
+        template_groups(self.templates)       # the first template must be the bare prompt
+        self.precision = keep_fp32(model, self.layers)
         dev = device_of(model)
         self.covs = {layer: covs[layer].to(dev).double() for layer in self.layers}
         if ridge:
@@ -269,8 +420,9 @@ class MEMIT:
     def project(self, fact: dict):
         return None, False, {}
 
-    def layer_update(self, layer: int, K: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-        return memit_update(self.covs[layer], K, R, float(self.hp["mom2_update_weight"]))
+    def layer_direction(self, layer: int, K: torch.Tensor) -> torch.Tensor:
+        """U (f × n): the layer's update is ΔW = R Uᵀ."""
+        return memit_direction(self.covs[layer], K, float(self.hp["mom2_update_weight"]))
 
     def after_layer(self, layer: int, K: torch.Tensor, dW: torch.Tensor) -> None:
         pass
@@ -285,20 +437,21 @@ class MEMIT:
         if not bool(torch.isfinite(res.delta).all()):
             raise EditDiverged(f"{where}: non-finite δ")
         z = res.v0_block + res.delta
-        key = resid = None
+        key = resid = direction = None
         for i, layer in enumerate(self.layers):
-            k = fact_key(self.model, self.tok, fact, layer, self.templates)
-            K = k.T                                                     # (f × 1)
+            k = group_key(self.model, self.tok, fact, layer, self.templates)  # memit/compute_ks.py
+            K = k[:, None]                                              # (f × 1)
             cur = vstar.block_output(self.model, self.tok, fact["prompt"], fact["subject"], self.z_layer)
             R = ((z - cur) / (len(self.layers) - i))[:, None]           # residual shared over the layers left
-            dW = self.layer_update(layer, K, R)
+            U = self.layer_direction(layer, K)
+            dW = R @ U.T
             _apply(self.model, layer, dW, where)
             self.after_layer(layer, K, dW)
             if layer == self.measure_layer:
-                key, resid = k[0], dW @ k[0]
+                key, resid, direction = k, dW @ k, U[:, 0]
         info.update(steps=res.steps, nll=res.nll)
         return EditResult(int(fact["case_id"]), key, resid, res.prob, float(res.delta.norm()), triggered=triggered,
-                          seconds=time.perf_counter() - t0, info=info)
+                          seconds=time.perf_counter() - t0, info=info, direction=direction)
 
 
 class AlphaEdit(MEMIT):
@@ -317,8 +470,8 @@ class AlphaEdit(MEMIT):
                 log.warning("%s layer %d: the null space is empty, so every update is zero; raise "
                             "nullspace_threshold", self.name, layer)
 
-    def layer_update(self, layer, K, R):
-        return alphaedit_update(self.P[layer], K, R, self.G[layer], float(self.hp["L2"]))
+    def layer_direction(self, layer, K):
+        return alphaedit_direction(self.P[layer], K, self.G[layer], float(self.hp["L2"]))
 
     def after_layer(self, layer, K, dW):
         self.G[layer] += K.double() @ K.double().T
@@ -359,7 +512,7 @@ class DeltaEdit(AlphaEdit):
             self.A += dW
 
 
-EDITORS = {cls.name: cls for cls in (ROME, MEMIT, AlphaEdit, DeltaEdit)}  # keyed as METHODS (tested)
+EDITORS = {cls.name: cls for cls in (ROME, RROME, MEMIT, AlphaEdit, DeltaEdit)}  # keyed as METHODS (tested)
 
 
 def make_editor(method: str, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0):

@@ -28,8 +28,8 @@ NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS),
 # (colour, dashes, marker) of each method of kis.editing.METHODS, in that order (kis.editing needs torch, which the
 # figure rules' env lacks; tests/test_editing.py checks the two agree). Methods often coincide (efficacy 1.0 for
 # all): distinct dashes and markers keep every line visible.
-STYLES = {"rome": ("tab:red", "-", "o"), "memit": ("tab:blue", "--", "s"), "alphaedit": ("tab:green", "-.", "^"),
-          "deltaedit": ("tab:purple", ":", "D")}
+STYLES = {"rome": ("tab:red", "-", "o"), "r-rome": ("tab:orange", "-", "v"), "memit": ("tab:blue", "--", "s"),
+          "alphaedit": ("tab:green", "-.", "^"), "deltaedit": ("tab:purple", ":", "D")}
 
 
 def read_tables(paths) -> pd.DataFrame:

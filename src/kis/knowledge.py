@@ -5,10 +5,10 @@ A model KNOWS it iff, teacher-forced on prompt.format(s) + " " + o, the argmax a
 the target token (exact match):  known = ∀t: argmax_v p(v | x, o_<t) = o_t.  We also record
 P(o | x) = Π_t p(o_t | x, o_<t) and the greedy continuation of as many tokens as o has.
 
-Tokenization (as ROME does): the prompt is encoded WITH the tokenizer's special tokens (a BOS where the
-tokenizer adds one), the target continuation " " + o WITHOUT special tokens, and the two id lists are
-concatenated. Where this differs from tokenizing the joined string, the fact is still scored on the
-concatenation; the count of such facts is logged.
+Tokenization: the prompt is encoded WITH the tokenizer's special tokens (a BOS where the tokenizer adds one); the
+target ids are the suffix of tokenize(prompt + " " + o) after the prompt's ids (kis.probe.target_ids: " " + o
+tokenised alone gets a spurious "▁" from a SentencePiece dummy prefix). Where the joint tokenisation merges across
+the boundary, target_ids falls back to " " + o alone (logged) and the count of such facts is logged.
 
 The analysis set is the first N facts (file order, as in the paper) or a seeded random sample of the facts
 that EVERY configured model knows.
@@ -31,7 +31,7 @@ from .io import jsonl_records
 log = logging.getLogger(__name__)
 
 FACT_COLUMNS = ["case_id", "prompt", "subject", "target_true", "target_new", "relation_id", "paraphrase_prompts",
-                "neighborhood_prompts"]
+                "neighborhood_prompts", "generation_prompts"]
 KNOWN_COLUMNS = ["case_id", "known", "p_target_true", "n_target_tokens", "greedy"]
 ITEM_COLUMNS = ["item", "case_id", "prompt", "subject", "target_true", "target_new", "relation_id", "text",
                 "paraphrase_prompts", "neighborhood_prompts"]
@@ -155,7 +155,10 @@ def check_record(rec) -> dict:
             "target_true": _target(rw, "target_true"), "target_new": _target(rw, "target_new"),
             "relation_id": _text(rw.get("relation_id"), "requested_rewrite.relation_id"),
             "paraphrase_prompts": _prompt_list(rec, "paraphrase_prompts"),
-            "neighborhood_prompts": _prompt_list(rec, "neighborhood_prompts")}
+            "neighborhood_prompts": _prompt_list(rec, "neighborhood_prompts"),
+            # optional (fluency): [] when the record has none, and fluency then uses the rewrite prompt
+            "generation_prompts": _prompt_list(rec, "generation_prompts") if rec.get("generation_prompts") is not None
+            else []}
 
 
 def validate(records: list, where: str, on_bad_record: str = "error") -> tuple[pd.DataFrame, int]:
@@ -277,8 +280,8 @@ def known_table(model, tokenizer, facts: pd.DataFrame, batch_size: int = 32, dev
         joint_differs += tokenizer(text + " " + row.target_true, add_special_tokens=True)["input_ids"] != p + t
         enc.append((p, t))
     if joint_differs:
-        log.info("%d of %d facts: prompt ids + target ids differ from tokenizing the joined text "
-                 "(scored on the concatenation, as documented)", joint_differs, len(enc))
+        log.info("%d of %d facts: the joint tokenisation merges across the prompt boundary (target tokenised alone, "
+                 "see kis.probe.target_ids)", joint_differs, len(enc))
     rows = []
     for start in range(0, len(enc), batch_size):
         chunk = enc[start:start + batch_size]

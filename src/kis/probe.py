@@ -10,9 +10,13 @@ Every stage that runs a model on prompts goes through here, so a fact is read th
 """
 from __future__ import annotations
 
+import logging
+
 from contextlib import contextmanager
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 POSITIONS = ("subject_last", "subject_first", "last")
 BLANK = " \t\n▁ĠĊĉ"  # whitespace and the space / newline / tab markers of SentencePiece and byte-level BPE
@@ -93,12 +97,23 @@ def prompt_ids(tok, text: str) -> list[int]:
 
 
 def target_ids(tok, prompt_text: str, target: str) -> list[int]:
-    """Ids of the target continuation of prompt_text: " " + target WITHOUT special tokens (ROME's convention;
-    the prompt does not change them today, it is here so that the convention can change in this one place)."""
-    ids = tok(" " + target, add_special_tokens=False)["input_ids"]
+    """Ids of " " + target as the tokenizer writes it after prompt_text: the suffix of
+    tokenize(prompt_text + " " + target) (special tokens added) after the ids of tokenize(prompt_text). A
+    SentencePiece tokenizer with a dummy prefix turns " Paris" tokenised alone into "▁" + "▁Paris"; the suffix is
+    "▁Paris". Rule when the joint tokenisation merges across the boundary (the prompt's ids are not a prefix of the
+    joint ids): " " + target tokenised alone, less a leading token that decodes to whitespace only (logged)."""
+    p = list(tok(prompt_text, add_special_tokens=True)["input_ids"])
+    joint = list(tok(prompt_text + " " + target, add_special_tokens=True)["input_ids"])
+    if joint[:len(p)] == p and len(joint) > len(p):
+        return joint[len(p):]
+    ids = list(tok(" " + target, add_special_tokens=False)["input_ids"])
+    if len(ids) > 1 and not tok.decode(ids[:1]).strip():
+        ids = ids[1:]
+    log.warning("target %r after %r: the joint tokenisation merges across the prompt boundary; using %r tokenised "
+                "alone (leading whitespace-only token dropped): %s", target, prompt_text, " " + target, ids)
     if not ids:
         raise ValueError(f"target {target!r} (after prompt {prompt_text!r}) gives no token")
-    return list(ids)
+    return ids
 
 
 # ---------------------------------------------------------------- batches

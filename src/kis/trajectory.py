@@ -9,11 +9,15 @@ A diverging edit (non-finite update, weight or metric; singular solve) is record
 "diverged" and ends the trajectory; the rows before it are kept.
 
 CounterFact protocol (ROME): a prompt prefers o_new over o_true when the mean per-token log-probability of
-" " + o_new exceeds that of " " + o_true, teacher-forced after the prompt.
+" " + o_new exceeds that of " " + o_true, teacher-forced after the prompt; comparisons are strict both ways (a tie
+is neither efficacy nor neighborhood success, as MEMIT's summarize). Fluency (ROME/MEMIT's n_gram_entropy): greedy
+continuations of the generation prompts, up to fluency_max_len tokens in all (ROME's max_out_len = 100; ROME samples
+top-5, we decode greedily for a deterministic metric), scored by n_gram_entropy.
 """
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import numpy as np
@@ -38,17 +42,26 @@ TRAJECTORY_COLUMNS = {
     "retention": "share of the edits so far whose target_new is still the argmax at every token",
     "efficacy": "share of edits so far with mean log p(new) > mean log p(true) on the rewrite prompt",
     "paraphrase": "mean over edits so far of the share of paraphrase prompts with p(new) > p(true)",
-    "neighborhood": "mean over edits so far of the share of neighborhood prompts with p(true) > p(new)",
+    "neighborhood": "mean over edits so far of the share of neighborhood prompts with p(true) > p(new) strictly "
+                    "(ties fail, as MEMIT's summarize)",
+    "fluency": "n-gram entropy (ROME/MEMIT: mean of 2/3·H₂ and 4/3·H₃ in bits, averaged over texts) of greedy "
+               "continuations of the held-out facts' generation prompts (a fixed set: step 0 is the baseline)",
+    "fluency_edited": "the same over the generation prompts of the edits so far (ROME/MEMIT's protocol; NaN at step 0)",
     "new_edit_efficacy": "share of the edits of this step successful right after they were applied",
     "new_edit_p_new": "mean P(target_new | prompt) of the edits of this step right after they were applied",
     "v_prob": "mean over the edits of this step of exp(−NLL) at the end of the δ optimisation",
     "delta_w_fro": "‖W_n − W_0‖_F summed in squares over the edited layers",
     "interference_measured": "mean over held-out keys j (bare prompt, subject's last token) of ‖(W_n − W_0) k_j‖ at "
                              "the measure layer",
-    "interference_predicted": "mean over held-out keys j of ‖Σ_i r_i P_ij‖ from the recorded r_i and keys",
-    "interference_rel_error": "max over j of ‖measured_j − predicted_j‖ / ‖measured_j‖",
+    "interference_predicted": "mean over held-out keys j of ‖Σ_i r_i P_ij‖, P_ij = u_iᵀk_j / u_iᵀk_i from the update "
+                              "direction u_i the method used (C⁻¹k_i for ROME / r-ROME / MEMIT: the paper's P)",
+    "interference_predicted_c": "the same with the paper's P from u_i = C⁻¹k_i for every method (equals "
+                                "interference_predicted for ROME, r-ROME and MEMIT)",
+    "interference_rel_error_median": "median over held-out keys j of ‖measured_j − predicted_j‖ / ‖measured_j‖",
+    "interference_rel_error_max": "max over held-out keys j of ‖measured_j − predicted_j‖ / ‖measured_j‖ (dominated "
+                                  "by keys that barely move)",
     "interference_measured_keys": "list: ‖(W_n − W_0) k_j‖ per held-out key",
-    "interference_predicted_keys": "list: ‖Σ_i r_i P_ij‖ per held-out key",
+    "interference_predicted_keys": "list: ‖Σ_i r_i P_ij‖ per held-out key (direction actually used)",
     "n_triggered": "DeltaEdit: edits so far whose δ was orthogonalised (0 for other methods)",
     "seconds": "wall seconds of the edits of this step",
 }
@@ -89,15 +102,77 @@ def score(model, tok, texts: list[str], targets: list[str], batch_size: int = 32
     return mean_lp, sum_lp, hit
 
 
-def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood: int = 5, batch_size: int = 32
-             ) -> dict:
-    """Held-out confidence and accuracy, retention, efficacy, paraphrase and neighborhood success."""
+def n_gram_entropy(texts) -> float:
+    """ROME/MEMIT's n_gram_entropy: mean over texts of mean(2/3·H₂, 4/3·H₃), H_n the entropy in bits of the
+    text's n-gram frequencies. Words: runs of word characters and single punctuation marks (nltk.word_tokenize in
+    the reference code; this regex approximates it without the dependency)."""
+    out = []
+    for text in texts:
+        words = re.findall(r"\w+|[^\w\s]", text)
+        ent = []
+        for n, weight in ((2, 2 / 3), (3, 4 / 3)):
+            grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+            if not grams:
+                ent.append(0.0)
+                continue
+            _, counts = np.unique(np.array([" ".join(g) for g in grams]), return_counts=True)
+            p = counts / counts.sum()
+            ent.append(weight * float(-(p * np.log2(p)).sum()))
+        out.append(float(np.mean(ent)))
+    return float(np.mean(out)) if out else float("nan")
+
+
+def generation_prompts(facts: list[dict], per_fact: int | None) -> list[str]:
+    """The first `per_fact` (None: all) generation prompts of each fact; its rewrite prompt when it has none."""
+    out = []
+    for f in facts:
+        gen = list(f.get("generation_prompts") or []) or [f["prompt"].format(f["subject"])]
+        out += gen if per_fact is None else gen[:per_fact]
+    return out
+
+
+@torch.no_grad()
+def greedy_texts(model, tok, prompts: list[str], max_len: int = 100, batch_size: int = 32) -> list[str]:
+    """Greedy continuations (no stop at EOS, as ROME's generate_fast) of each prompt to max_len tokens in all, decoded
+    with the prompt. Prompts of one token length share a batch (no padding), a KV cache carries the steps."""
+    dev = probe.device_of(model)
+    rows = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts]
+    out = [""] * len(rows)
+    by_len = {}
+    for i, r in enumerate(rows):
+        by_len.setdefault(len(r), []).append(i)
+    for width, idx in sorted(by_len.items()):
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start:start + batch_size]
+            seq = torch.tensor([rows[i] for i in chunk], device=dev)
+            res = model(input_ids=seq, use_cache=True)
+            for _ in range(max(0, max_len - width)):
+                nxt = res.logits[:, -1].argmax(-1, keepdim=True)
+                seq = torch.cat([seq, nxt], 1)
+                res = model(input_ids=nxt, past_key_values=res.past_key_values, use_cache=True)
+            for i, s in zip(chunk, seq.tolist()):
+                out[i] = tok.decode(s, skip_special_tokens=True)
+    return out
+
+
+def fluency(model, tok, prompts: list[str], max_len: int = 100, batch_size: int = 32) -> float:
+    """n_gram_entropy of the greedy continuations (prompt + continuation, max_len tokens in all) of `prompts`."""
+    return n_gram_entropy(greedy_texts(model, tok, prompts, max_len, batch_size)) if prompts else float("nan")
+
+
+def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood: int | None = 10,
+             batch_size: int = 32, fluency_prompts: int | None = None, fluency_max_len: int = 100) -> dict:
+    """Held-out confidence and accuracy, retention, efficacy, paraphrase and neighborhood success, fluency.
+    max_neighborhood / fluency_prompts: prompts per fact (None: all; fluency_prompts 0: no fluency)."""
     texts, targets, tags = [], [], []
 
     def add(text, target, tag):
         texts.append(text)
         targets.append(target)
         tags.append(tag)
+
+    def nbs(f):
+        return list(f["neighborhood_prompts"])[:max_neighborhood]
 
     for j, f in enumerate(test):
         add(f["prompt"].format(f["subject"]), f["target_true"], ("test", j, 0, "true"))
@@ -106,35 +181,42 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
             add(f["prompt"].format(f["subject"]), f[f"target_{which}"], ("rw", i, 0, which))
             for q, para in enumerate(f["paraphrase_prompts"]):
                 add(para, f[f"target_{which}"], ("para", i, q, which))
-            for q, nb in enumerate(list(f["neighborhood_prompts"])[:max_neighborhood]):
+            for q, nb in enumerate(nbs(f)):
                 add(nb, f[f"target_{which}"], ("nb", i, q, which))
     mean_lp, sum_lp, hit = score(model, tok, texts, targets, batch_size)
     by = {tag: (m, s, h) for tag, m, s, h in zip(tags, mean_lp, sum_lp, hit)}
+    nan = float("nan")
+    gen = fluency_prompts != 0
     out = {"heldout_p_true": float(np.mean([np.exp(by[("test", j, 0, "true")][1]) for j in range(len(test))]))
-           if test else float("nan"),
+           if test else nan,
            "heldout_logp_true": float(np.mean([by[("test", j, 0, "true")][1] for j in range(len(test))]))
-           if test else float("nan"),
+           if test else nan,
            "heldout_acc": float(np.mean([by[("test", j, 0, "true")][2] for j in range(len(test))]))
-           if test else float("nan")}
+           if test else nan,
+           "fluency": fluency(model, tok, generation_prompts(test, fluency_prompts), fluency_max_len, batch_size)
+           if gen and test else nan,
+           "fluency_edited": fluency(model, tok, generation_prompts(edited, fluency_prompts), fluency_max_len,
+                                     batch_size) if gen and edited else nan}
     if not edited:
-        return {**out, "retention": float("nan"), "efficacy": float("nan"), "paraphrase": float("nan"),
-                "neighborhood": float("nan")}
+        return {**out, "retention": nan, "efficacy": nan, "paraphrase": nan, "neighborhood": nan}
 
-    def prefers_new(kind, i, q):
+    def new_wins(kind, i, q):
         return by[(kind, i, q, "new")][0] > by[(kind, i, q, "true")][0]
+
+    def true_wins(kind, i, q):  # strict: a tie is no success
+        return by[(kind, i, q, "true")][0] > by[(kind, i, q, "new")][0]
 
     para, nbr = [], []
     for i, f in enumerate(edited):
         if len(f["paraphrase_prompts"]):
-            para.append(np.mean([prefers_new("para", i, q) for q in range(len(f["paraphrase_prompts"]))]))
-        n_nb = min(len(f["neighborhood_prompts"]), max_neighborhood)
-        if n_nb:
-            nbr.append(np.mean([not prefers_new("nb", i, q) for q in range(n_nb)]))
+            para.append(np.mean([new_wins("para", i, q) for q in range(len(f["paraphrase_prompts"]))]))
+        if nbs(f):
+            nbr.append(np.mean([true_wins("nb", i, q) for q in range(len(nbs(f)))]))
     return {**out,
             "retention": float(np.mean([by[("rw", i, 0, "new")][2] for i in range(len(edited))])),
-            "efficacy": float(np.mean([prefers_new("rw", i, 0) for i in range(len(edited))])),
-            "paraphrase": float(np.mean(para)) if para else float("nan"),
-            "neighborhood": float(np.mean(nbr)) if nbr else float("nan")}
+            "efficacy": float(np.mean([new_wins("rw", i, 0) for i in range(len(edited))])),
+            "paraphrase": float(np.mean(para)) if para else nan,
+            "neighborhood": float(np.mean(nbr)) if nbr else nan}
 
 
 def immediate(model, tok, fact: dict) -> tuple[bool, float]:
@@ -146,23 +228,29 @@ def immediate(model, tok, fact: dict) -> tuple[bool, float]:
 
 # ---------------------------------------------------------------- interference
 
-def interference(L, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def interference(U, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(‖measured_j‖, ‖predicted_j‖, ‖measured_j − predicted_j‖) for each held-out key k_j (columns of K_test):
-    measured (W_n − W_0) k_j against Σ_i r_i P_ij, with P from the Cholesky factor L of C and the edit keys."""
+    measured (W_n − W_0) k_j against Σ_i r_i P_ij, P_ij = u_iᵀk_j / u_iᵀk_i with U = [u_i] the update directions
+    (f × n; editing.whiten(L, K_edit) gives the paper's C⁻¹k_i)."""
     if K_edit.shape[1] == 0:
         z = np.zeros(K_test.shape[1])
         return z, z, z
-    U = editing.whiten(L, K_edit)
     pred = editing.predicted_change(R, editing.p_matrix(U, K_edit, K_test))
     meas = dW @ K_test.double()
     return meas.norm(dim=0).cpu().numpy(), pred.norm(dim=0).cpu().numpy(), (meas - pred).norm(dim=0).cpu().numpy()
 
 
+def _rel(err, meas, how) -> float:
+    return float(how(err / np.maximum(meas, 1e-300))) if len(meas) else float("nan")
+
+
 # ---------------------------------------------------------------- the loop
 
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
-        max_neighborhood: int = 5, batch_size: int = 32, progress=None) -> pd.DataFrame:
-    """Apply `edits` one by one with `editor`; a row every eval_every edits (and at step 0)."""
+        max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
+        fluency_max_len: int = 100, record_steps=None, progress=None) -> pd.DataFrame:
+    """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
+    when given (and at step 0 and after the last edit)."""
     ml = editor.measure_layer
     layers = sorted(set(editor.layers) | {ml})
     W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in layers}
@@ -170,27 +258,31 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     K_test = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=[ml],
                            batch_size=batch_size)[0].to(probe.device_of(model)).T  # f × m
     L = editor.chol[ml]
-    edit_keys, resids, done, window = [], [], [], []
+    edit_keys, resids, dirs, done, window = [], [], [], [], []
     rows, n_triggered = [], 0
+    log.info("%s on %s: layers %s (measure layer %d), edited weights in %s (model %s)", editor.name, model_name,
+             editor.layers, ml, editor.precision["edited_dtype"], editor.precision["model_dtype"])
 
     def row(step, status="ok", reason=""):
         dW = {layer: models.ffn_weight(model, layer).detach().double() - W0[layer] for layer in layers}
-        K_edit = (torch.stack(edit_keys, 1) if edit_keys
-                  else torch.zeros((K_test.shape[0], 0), dtype=torch.float64, device=K_test.device))
-        R = torch.stack(resids, 1) if resids else None
-        meas, pred, err = (interference(L, K_edit, R, K_test, dW[ml]) if edit_keys
-                           else (np.zeros(K_test.shape[1]),) * 3)
+        zero = np.zeros(K_test.shape[1])
+        meas = pred = err = pred_c = zero
+        if edit_keys:
+            K_edit, R, U = torch.stack(edit_keys, 1), torch.stack(resids, 1), torch.stack(dirs, 1)
+            meas, pred, err = interference(U, K_edit, R, K_test, dW[ml])
+            pred_c = interference(editing.whiten(L, K_edit), K_edit, R, K_test, dW[ml])[1]
         r = {"step": step, "method": editor.name, "model": model_name, "layer": ml, "status": status,
              "reason": reason, "case_id": str(done[-1]["case_id"]) if done else "",
-             **evaluate(model, tok, done, test, max_neighborhood, batch_size),
+             **evaluate(model, tok, done, test, max_neighborhood, batch_size, fluency_prompts, fluency_max_len),
              "new_edit_efficacy": float(np.mean([w[0] for w in window])) if window else float("nan"),
              "new_edit_p_new": float(np.mean([w[1] for w in window])) if window else float("nan"),
              "v_prob": float(np.mean([w[2] for w in window])) if window else float("nan"),
              "delta_w_fro": float(np.sqrt(sum(float(d.norm()) ** 2 for d in dW.values()))),
              "interference_measured": float(meas.mean()) if len(meas) else float("nan"),
              "interference_predicted": float(pred.mean()) if len(pred) else float("nan"),
-             "interference_rel_error": float(np.max(err / np.maximum(meas, 1e-300))) if edit_keys and len(meas)
-             else float("nan"),
+             "interference_predicted_c": float(pred_c.mean()) if len(pred_c) else float("nan"),
+             "interference_rel_error_median": _rel(err, meas, np.median) if edit_keys else float("nan"),
+             "interference_rel_error_max": _rel(err, meas, np.max) if edit_keys else float("nan"),
              "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
              "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
         return r
@@ -207,13 +299,15 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
             break
         edit_keys.append(res.key)
         resids.append(res.residual)
+        dirs.append(res.direction)
         done.append(fact)
         n_triggered += int(res.triggered)
         ok, p_new = immediate(model, tok, fact)
         window.append((ok, p_new, res.v_prob, res.seconds))
         log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", editor.name, n, len(edits),
                  fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
-        if n % eval_every == 0 or n == len(edits):
+        due = n in record_steps if record_steps is not None else n % eval_every == 0
+        if due or n == len(edits):
             r = row(n)
             if not np.isfinite(r["heldout_p_true"]):
                 r.update(status="diverged", reason="non-finite held-out probability")
@@ -238,6 +332,7 @@ def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
         r = dict(by[i])
         r["paraphrase_prompts"] = list(r["paraphrase_prompts"])
         r["neighborhood_prompts"] = list(r["neighborhood_prompts"])
+        r["generation_prompts"] = list(r.get("generation_prompts", []))  # optional (older facts files lack it)
         out.append(r)
     return out
 
@@ -270,7 +365,9 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
     logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
-    layers = [hp["layer"]] if method == "rome" else hp["layers"]
+    layers = [hp["layer"]] if method in editing.ROME_FAMILY else hp["layers"]
+    logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
+                hp["sources"].get("layer", hp["sources"].get("layers")))
     covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
     templates = list(settings["context_templates"])
     torch.manual_seed(seed)
@@ -286,10 +383,13 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
 
     rows = run(net, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
                eval_every=int(settings["eval_every"]), model_name=model_name,
-               max_neighborhood=int(settings["max_neighborhood"]), batch_size=int(batch_size), progress=progress)
+               max_neighborhood=settings["max_neighborhood"], batch_size=int(batch_size),
+               fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
+               progress=progress)
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
-            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
+            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates, "layers": list(layers),
+            "precision": editor.precision,
             "edit_case_ids": edit_ids, "test_case_ids": test_ids, "facts_source": fmeta.get("source"),
             "n_edits": len(edit_ids), "n_test": len(test_ids), "diverged": bool((rows.status != "ok").any())}
     write_parquet(rows, table, metadata=meta)

@@ -11,8 +11,9 @@ adding it to the block's output (residual stream) there, for sequential and para
 (block output + δ) uses the same optimisation; only the norm v_0 that scales the clamp and the weight decay differs:
 the FFN output for ROME ("mlp"), the block output for MEMIT ("block").
 
-Tokenisation is kis.probe's: the prompt WITH the tokenizer's special tokens, the target " " + o WITHOUT, ids
-concatenated; the subject's last token from the fast tokenizer's character offsets.
+Tokenisation is kis.probe's: the prompt WITH the tokenizer's special tokens, then the target ids
+probe.target_ids(tok, bare prompt, o) (the suffix of the joint tokenisation), used after every template; the
+subject's last token from the fast tokenizer's character offsets.
 """
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
     the clamp and the weight decay. project: optional (d × d) matrix applied to δ after every step."""
     if norm not in ("mlp", "block"):
         raise ValueError(f"norm must be 'mlp' or 'block', got {norm!r}")
+    if not templates or templates[0] != "{}":
+        raise ValueError(f"context_templates must start with '{{}}' (v_0 and the KL term are read from the bare "
+                         f"prompt, the first row), got {list(templates)[:1]}")
     dev = device_of(model)
     tgt = target_ids(tok, prompt.format(subject), target)
     prompts, at, _ = keys.encode(tok, [prompt], [subject], templates=templates)  # the subject's last token

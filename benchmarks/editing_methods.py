@@ -1,0 +1,174 @@
+"""ROME, r-ROME, MEMIT, AlphaEdit and DeltaEdit side by side on SmolLM2-135M: one edit stream, one held-out set.
+
+    python benchmarks/editing_methods.py --out benchmarks/out/editing_methods.md [--edits 50] [--device cuda]
+    python benchmarks/editing_methods.py --edits 2 --steps 0,1,2 --out /tmp/m.md      # CPU smoke test
+
+Needs only torch, transformers, safetensors, pandas, pyarrow (+ gguf to convert the PyPI SmolLM2 once; no
+snakemake). Every method starts from the same unedited model and edits the same seeded stream of facts SmolLM2 knows;
+the same held-out known facts measure what breaks. Hyperparameters: config/config.yaml's editing section resolved
+for smollm2-135m (kis.editing.resolve_hparams; the table's header names the layers). Rows at --steps: efficacy,
+paraphrase and neighborhood success over the edits so far, held-out accuracy and P(true), fluency (n-gram entropy
+of greedy continuations of the held-out facts' generation prompts: a fixed set, step 0 is the baseline) and the
+median relative error of measured vs predicted interference.
+
+C = E[k kᵀ] of the edited layers: from --corpus-file (JSON lines with a "text" field, .gz allowed, or plain text
+with one document per blank-line-separated paragraph), else the shared Wikipedia sample (../shared), else the
+CPython documentation (kis.corpus python_docs); the choice is logged and printed with the table.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from bench_common import REPO, WIKI, smollm2, wiki_texts  # noqa: E402
+
+from kis import covariance, editing, knowledge, models, trajectory  # noqa: E402
+
+log = logging.getLogger("benchmarks.editing_methods")
+
+COLUMNS = ["efficacy", "paraphrase", "neighborhood", "heldout_acc", "heldout_p_true", "fluency", "fluency_edited",
+           "interference_rel_error_median", "status"]
+
+
+def corpus_texts(corpus_file: str | None, n_texts: int) -> tuple[list[str], str]:
+    """(texts, corpus id): --corpus-file, else the shared Wikipedia sample, else the CPython docs (logged)."""
+    if corpus_file:
+        path = Path(corpus_file)
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as fh:
+            raw = fh.read()
+        name = path.name.removesuffix(".gz")
+        if name.endswith((".jsonl", ".json")):
+            texts = [json.loads(line)["text"] for line in raw.splitlines() if line.strip()]
+        else:
+            texts = [p for p in raw.split("\n\n") if p.strip()]
+        corpus_id = f"file:{path.name}"
+    elif WIKI.exists():
+        texts = wiki_texts(n_texts)
+        corpus_id = f"shared enwiki_2015_sample first {n_texts}"
+    else:
+        from kis import corpus
+
+        log.warning("no --corpus-file and no %s: C from the CPython documentation (python_docs)", WIKI)
+        frame, meta = corpus.build({"source": "python_docs", "n_texts": n_texts, "seed": 0, "min_chars": 500})
+        texts, corpus_id = frame.text.tolist(), str(meta.get("corpus_id", "python_docs"))
+    if not texts:
+        sys.exit(f"corpus {corpus_id}: no texts")
+    texts = texts[:n_texts]
+    log.info("C from %d texts of %s", len(texts), corpus_id)
+    return texts, corpus_id
+
+
+def stream_and_heldout(model, tok, facts_path: Path, max_facts: int, n_edits: int, n_test: int, seed: int,
+                       batch_size: int, device: str) -> tuple[list[dict], list[dict], int]:
+    """(edit stream, held-out facts, number known): a seeded split of the facts SmolLM2 knows."""
+    frame, _ = knowledge.load_facts({"source": "local", "path": str(facts_path), "max_records": max_facts})
+    ktab = knowledge.known_table(model, tok, frame[knowledge.FACT_COLUMNS], batch_size=batch_size, device=device)
+    known = ktab.case_id[ktab.known].tolist()
+    edit_ids, test_ids = trajectory.split(known, n_edits, n_test, seed)
+    return (trajectory.facts_by_id(frame, edit_ids), trajectory.facts_by_id(frame, test_ids), len(known))
+
+
+def table(frame: pd.DataFrame, steps) -> pd.DataFrame:
+    rows = frame[frame.step.isin(steps) | (frame.status != "ok")]
+    return rows[["method", "step", *COLUMNS]].reset_index(drop=True)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True, help="Markdown table (a CSV of every recorded row is written beside it)")
+    ap.add_argument("--edits", type=int, default=50)
+    ap.add_argument("--n-test", type=int, default=30, help="held-out known facts")
+    ap.add_argument("--steps", default="0,10,25,50", help="steps shown in the table (comma separated)")
+    ap.add_argument("--methods", default=",".join(editing.METHODS))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads on CPU")
+    ap.add_argument("--facts", default=str(REPO / "resources" / "facts.json"), help="CounterFact records")
+    ap.add_argument("--max-facts", type=int, default=500, help="records read for the known filter")
+    ap.add_argument("--corpus-file", help="texts for C (JSON lines with 'text', or plain text); default: shared "
+                                          "Wikipedia sample when present, else the CPython docs")
+    ap.add_argument("--n-texts", type=int, default=300, help="texts for C")
+    ap.add_argument("--max-length", type=int, default=128, help="tokens per text for C")
+    ap.add_argument("--fluency-prompts", type=int, default=1, help="generation prompts per held-out fact")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("kis.trajectory").setLevel(logging.WARNING)  # one line per edit is too much here
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device on this machine")
+    torch.set_num_threads(args.threads)
+    steps = sorted({int(s) for s in args.steps.split(",") if s.strip()})
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in editing.METHODS:
+            sys.exit(f"--methods: unknown method {m!r}; choose from {', '.join(editing.METHODS)}")
+    import yaml
+
+    settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["editing"]
+    t0 = time.perf_counter()
+    base, tok = smollm2(args.device)
+    n_layers, (_, d_ff) = models.n_layers(base), models.dims(base)
+    hps = {m: editing.resolve_hparams(settings, m, n_layers, ["smollm2-135m"], d_ff) for m in methods}
+    layers = sorted({x for hp in hps.values() for x in ([hp["layer"]] if "layer" in hp else hp["layers"])})
+
+    texts, corpus_id = corpus_texts(args.corpus_file, args.n_texts)
+    sums, count = covariance.collect(base, tok, texts, max_length=args.max_length, token_budget=4096,
+                                     device=args.device)
+    covs_all = covariance.finalize(sums, count)
+    covs = {layer: covs_all[layer] for layer in layers}
+    log.info("C of layers %s from %d tokens (%.0f s)", layers, count, time.perf_counter() - t0)
+
+    edits, test, n_known = stream_and_heldout(base, tok, Path(args.facts), args.max_facts, args.edits, args.n_test,
+                                              args.seed, 32, args.device)
+    log.info("%d known facts: %d edits, %d held out", n_known, len(edits), len(test))
+    frames = []
+    for method in methods:
+        hp = hps[method]
+        model = copy.deepcopy(base)
+        ed = editing.make_editor(method, model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"],
+                                 float(settings.get("cov_ridge", 0.0)))
+        t1 = time.perf_counter()
+        fr = trajectory.run(model, tok, ed, edits, test, eval_every=max(1, args.edits), model_name="smollm2-135m",
+                            max_neighborhood=settings.get("max_neighborhood", 10),
+                            fluency_prompts=args.fluency_prompts,
+                            fluency_max_len=int(settings.get("fluency_max_len", 100)), record_steps=set(steps))
+        log.info("%s (layers %s) done in %.0f s: %s", method, ed.layers, time.perf_counter() - t1,
+                 fr.status.iloc[-1])
+        frames.append(fr)
+        del model, ed
+    allrows = pd.concat(frames, ignore_index=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    allrows.drop(columns=["interference_measured_keys", "interference_predicted_keys"]).to_csv(
+        out.with_suffix(".csv"), index=False)
+    layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
+    head = (f"SmolLM2-135M-Instruct ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
+            f"known facts from {Path(args.facts).name}, {len(test)} held-out known facts (seed {args.seed}); C from "
+            f"{count} tokens of {corpus_id}; {layer_note}; edited layers in fp32. Wall time "
+            f"{time.perf_counter() - t0:.0f} s.\n\n")
+    text = head + markdown(table(allrows, steps))
+    out.write_text(text)
+    print(text)
+    print(f"wrote {out} and {out.with_suffix('.csv')}")
+    return allrows
+
+
+if __name__ == "__main__":
+    main()
