@@ -2,6 +2,8 @@
 # at a time; every eval_every edits one row records held-out confidence, retention, CounterFact success and the
 # interference on held-out keys, measured against the closed form Σ_i r_i P_ij (kis.editing, kis.trajectory).
 # Helpers edit_names / edit_settings (what a trajectory's params hold) are in rules/common.smk.
+import re
+
 EDIT_METHODS = config["editing"]["methods"] if "editing" in config else []  # no editing section: no trajectories
 EDIT_FIG = f"{RESULTS}/figures/trajectories"
 
@@ -18,7 +20,7 @@ rule trajectory:
         settings=edit_settings,
         names=edit_names,
     wildcard_constraints:
-        method="rome|r-rome|memit|alphaedit|deltaedit",
+        method="|".join(re.escape(m) for m in EDIT_METHODS) or "^$",  # the configured methods (schema enum)
     log:
         f"{LOGS}/trajectory/{{model}}/{{method}}.log",
     benchmark:
