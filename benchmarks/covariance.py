@@ -92,12 +92,15 @@ def main():
     args = ap.parse_args()
 
     if args.tiny:
-        model, tok = random_model(args.tiny, args.d, args.f, args.layers, dtype=args.dtype, device=args.device)
+        # GPT-2 small's 1024 positions (tiny.config's 128 made --max-length 512 index past the position table)
+        model, tok = random_model(args.tiny, args.d, args.f, args.layers, dtype=args.dtype, device=args.device,
+                                  positions=1024)
         name = f"random {args.tiny} d={args.d} f={args.f} L={args.layers} {args.dtype}"
     else:
         model, tok = smollm2(args.device)
         name = "SmolLM2-135M-Instruct (fp32)"
 
+    args.max_length = models.covariance_max_length(model, args.max_length, batch_tokens=None)  # ≤ the context
     if args.tokens:
         args.texts = max(2, -(-args.tokens // args.max_length))
     if WIKI.exists():

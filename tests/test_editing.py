@@ -378,7 +378,7 @@ def test_keep_fp32_upcasts_the_edited_layers_of_a_bf16_model(family):
 def test_template_groups_weigh_the_bare_prompt_half_as_memits_compute_ks():
     model, tok = tiny.model("gpt2")
     templates = ["{}", "A fact. {}", "The news. {}", "I think {}"]
-    fact = {"prompt": "{} is located in", "subject": "the river"}
+    fact = {"case_id": 1, "prompt": "{} is located in", "subject": "the river"}
     with pytest.raises(ValueError, match="must start with"):
         editing.template_groups(["A fact. {}", "{}"])
     got = editing.group_key(model, tok, fact, 1, templates)
