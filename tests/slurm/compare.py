@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 SKIP_DIRS = {"logs", "benchmarks"}
-META_IGNORE = {"location", "path", "elapsed_s", "device", "host", "created"}  # machine / run dependent
+META_IGNORE = {"location", "path", "elapsed_s", "device", "host", "created",
+               "plan"}  # machine / run dependent (the covariance plan follows the node's free memory; C does not)
 COLUMN_IGNORE = {"seconds"}  # wall-clock timings recorded beside results (trajectories)
 RTOL, ATOL = 1e-6, 1e-9
 
