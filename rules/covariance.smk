@@ -29,7 +29,6 @@ rule covariance:
         # the configured budget changes C
         batch_tokens=lambda wc: config["covariance"]["token_budget"] if model_max_length(wc.model) is None else None,
         store_dtype=config["covariance"]["store_dtype"],
-        checkpoint=lambda wc: f"{RESULTS}/covariance/{wc.model}.checkpoint",  # a directory of per-group checkpoints
     log:
         f"{LOGS}/covariance/{{model}}.log",
     benchmark:

@@ -388,10 +388,11 @@ def diagnostics(covs, condition_warn: float = 1e8):
     return pd.DataFrame(rows)
 
 
-def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint, checkpoint_every, token_budget,
+def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every, token_budget, checkpoint=None,
              batch_tokens=None, checkpoint_s=1800, device_mib=0, device="cpu", logger=None):
     """Rule `covariance`: model + corpus sample → cache file `cov`, through a memory plan of layer groups (logged and
-    recorded in the cache metadata) with per-group checkpoints in the directory `checkpoint`, written every
+    recorded in the cache metadata) with per-group checkpoints in the directory `checkpoint` (default:
+    `<cov>.checkpoint` beside the cache, so it is no param and never reruns anything), written every
     `checkpoint_every` batches (0: by time only) and at most `checkpoint_s` seconds apart. `device_mib` caps the
     device memory the plan may use (0: the GPU's free memory). Texts are truncated to `max_length`, or, when that is
     None, by the reference code's rule min(context, batch_tokens) (kis.models.covariance_max_length; batch_tokens is
