@@ -46,7 +46,7 @@ def test_one_models_covariance_setting_reruns_that_model_only(tiny_run):
     short = cfg["corpus"]["max_length"] - 8
     jobs = planned(wf.variant(tiny_run, "gpt2_max_length",
                               lambda c: c["models"]["tiny-gpt2"].update(covariance={"max_length": short})))
-    forced = planned(tiny_run, "--forcerun", str(wf.results(tiny_run) / "covariance" / "tiny-gpt2.safetensors"))
+    forced = planned(tiny_run, "--forcerun", wf.target(tiny_run, "covariance", "tiny-gpt2.safetensors"))
     print("planned:", sorted(jobs))
     assert ("covariance", "model=tiny-gpt2") in jobs
     assert jobs == forced  # that model's covariance and everything downstream, nothing else
@@ -77,7 +77,7 @@ def test_one_models_dtype_reruns_that_model_from_the_start(tiny_run):
     # the dtype changes the model itself: its manifest, C and known facts; the analysis items are the facts every
     # model knows, so the other model's keys (and what reads them) follow, but never its C or known facts
     jobs = planned(wf.variant(tiny_run, "gpt2_dtype", lambda c: c["models"]["tiny-gpt2"].update(dtype="float64")))
-    forced = planned(tiny_run, "--forcerun", str(wf.results(tiny_run) / "models" / "tiny-gpt2" / "manifest.json"))
+    forced = planned(tiny_run, "--forcerun", wf.target(tiny_run, "models", "tiny-gpt2", "manifest.json"))
     assert jobs == forced
     for rule in ("prepare_model", "covariance", "known"):
         assert (rule, "model=tiny-gpt2") in jobs and (rule, "model=tiny-llama") not in jobs

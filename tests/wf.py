@@ -72,6 +72,25 @@ def results(config: Path) -> Path:
     return workdir(config) / yaml.safe_load(Path(config).read_text())["results"]  # an absolute path stays
 
 
+def target(config: Path, *parts: str) -> str:
+    """A results file as the rules name it (relative to the working folder when the config's results is), e.g. for
+    --forcerun."""
+    return str(Path(yaml.safe_load(Path(config).read_text())["results"], *parts))
+
+
+def link_inputs(config: Path, run_dir: Path) -> None:
+    """Let a copy of `config` run in run_dir: each relative input path (local_dir, corpus, facts) gets a symlink to
+    its first folder under run_dir (or beside it, for ../), pointing where the config's own working folder has it."""
+    cfg, base = yaml.safe_load(Path(config).read_text()), workdir(config)
+    paths = [m.get("local_dir") for m in cfg["models"].values()]
+    paths += [cfg["corpus"].get("path"), cfg.get("facts", {}).get("path")]
+    for p in (Path(p) for p in paths if p and not Path(p).is_absolute()):
+        up = p.parts[0] == ".."
+        link = (run_dir.parent if up else run_dir) / p.parts[int(up)]
+        if not link.exists():
+            link.symlink_to((base.parent if up else base) / p.parts[int(up)], target_is_directory=True)
+
+
 def variant(config: Path, name: str, change) -> Path:
     """A copy of a finished run's config with change(cfg) applied, beside it (same .snakemake, same results)."""
     cfg = yaml.safe_load(Path(config).read_text())

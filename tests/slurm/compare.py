@@ -41,7 +41,6 @@ def _close(a, b) -> tuple[bool, float]:
 def compare_parquet(a: Path, b: Path) -> tuple[bool, float, str]:
     import pandas as pd
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
     from kis.io import read_parquet_metadata
 
     fa, fb = pd.read_parquet(a), pd.read_parquet(b)

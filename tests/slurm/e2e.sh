@@ -38,6 +38,8 @@ cfg = yaml.safe_load(Path(ref).read_text() if ref else wf.tiny_config(w / "input
 for run in ("slurm",) if ref else ("local", "slurm"):
     (w / run).mkdir(exist_ok=True)
     (w / run / "config.yaml").write_text(yaml.safe_dump({**cfg, "results": str(w / run / "results")}, sort_keys=False))
+    if ref:  # the reference's relative inputs (the .test layout): the same files, under the same names
+        wf.link_inputs(Path(ref), w / run)
 print("models:", ", ".join(cfg["models"]), f"(reference run: {ref})" if ref else "")
 EOF
 
@@ -51,7 +53,7 @@ if [ -z "$REF" ]; then
     echo "local run: $((SECONDS - t0)) s"
     LOCAL_RESULTS="$W/local/results"
 else
-    LOCAL_RESULTS=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["results"])' "$REF")
+    LOCAL_RESULTS=$("$PY" -c 'import sys; sys.path.insert(0, sys.argv[1]); import wf; print(wf.results(sys.argv[2]))' "$REPO/tests" "$REF")
 fi
 
 echo "== SLURM run (profiles/slurm)"
