@@ -5,6 +5,8 @@ import jsonschema
 import pytest
 import yaml
 
+from kis import editing
+
 from wf import REPO
 SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
 
@@ -76,7 +78,7 @@ def test_validate_fills_the_defaults_of_absent_sections():
         assert cfg[section] == wf.defaults(section), section
     assert cfg["facts"]["url"].startswith("https://")  # the CounterFact URL: only in the schema
     assert cfg["models"]["m"] == {"hub_id": "gpt2", "revision": None, "dtype": "float32", "trust_remote_code": False,
-                                  "gpu_model": None, "size_gb": 1.0, "covariance": {}}
+                                  "gpu_model": None, "size_gb": None, "covariance": {}}
     assert cfg["results"] == "results" and "editing" not in cfg  # no editing section: no trajectories
 
 
@@ -88,5 +90,12 @@ def test_validate_fills_nested_editing_defaults():
     cfg["editing"] = {"defaults": cfg["editing"]["defaults"]}
     snakemake_validate(cfg, str(REPO / "config" / "schema.yaml"))
     assert cfg["editing"] == {**wf.defaults("editing"), "defaults": base()["editing"]["defaults"]}
-    assert cfg["editing"]["methods"] == ["rome", "memit", "alphaedit", "deltaedit"]
+    assert tuple(cfg["editing"]["methods"]) == editing.METHODS
     assert cfg["editing"]["context_templates"] == ["{}"] and cfg["editing"]["published"] == {}
+
+
+def test_tiny_end_to_end_config_edits_with_the_offline_defaults():
+    """.test/config/config.yaml repeats the offline default's editing.defaults (the schema has none): keep them equal."""
+    tiny_cfg = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    assert tiny_cfg["editing"]["defaults"] == yaml.safe_load((REPO / "config" / "config.yaml").read_text())[
+        "editing"]["defaults"]

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import tiny
-from kis import knowledge, probe
+from kis import probe
 
 spm = pytest.importorskip("sentencepiece", reason="the SentencePiece test needs the sentencepiece package")
 
@@ -54,9 +54,8 @@ def test_sentencepiece_dummy_prefix_gives_a_spurious_piece_alone(sp_tokenizer):
     joint = tok(prompt + " Paris")["input_ids"]
     assert joint[0] == tok.bos_token_id and joint[1:] == sp.encode(prompt + " Paris")
     assert joint[-1:] == probe.target_ids(tok, prompt, "Paris")
-    # and the known filter's encode goes through it
-    p, t = knowledge.encode(tok, prompt, "Paris")
-    assert p + t == joint
+    # and the known filter's ids (probe.prompt_ids + probe.target_ids) are the joint tokenisation
+    assert probe.prompt_ids(tok, prompt) + probe.target_ids(tok, prompt, "Paris") == joint
 
 
 def test_byte_level_bpe_suffix_equals_the_target_alone():
