@@ -406,7 +406,7 @@ def test_smollm2_fifty_sequential_rome_edits(caplog):
         edit_ids += rest[:50 - len(edit_ids)]
     ed = editing.make_editor("rome", model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"])
     frame = trajectory.run(model, tok, ed, [by[i] for i in edit_ids], [by[i] for i in test_ids], eval_every=10,
-                           model_name="smollm2-135m")
+                           model_name="smollm2-135m", fluency_prompts=0)  # fluency: benchmarks/editing_methods.py
     cols = ["step", "heldout_p_true", "heldout_logp_true", "heldout_acc", "retention", "efficacy",
             "new_edit_efficacy", "new_edit_p_new", "delta_w_fro", "interference_measured", "interference_predicted",
             "interference_rel_error_median", "interference_rel_error_max", "seconds"]
