@@ -23,6 +23,21 @@ def jsonl_records(fh, where, error=ValueError) -> list:
     return out
 
 
+def utf8_problem(path) -> str:
+    """Where a (optionally gzipped) file stops being UTF-8: 'line L, byte offset O (b'\\xff')', for messages."""
+    import gzip
+
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        return f"line {line}, byte offset {e.start} ({data[e.start:e.start + 1]!r})"
+    return "no invalid byte found on a second read"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; it replaces `path` only if the block finishes."""
