@@ -21,6 +21,16 @@ config["facts"].setdefault("cache", f"{RESULTS}/facts/download/counterfact.json"
 LABELS = {m: config["models"][m]["label"] for m in MODELS}
 
 
+def canonical(obj):
+    """obj with every dict's keys sorted, recursively: Snakemake compares params by their repr, so a config re-saved
+    with its keys in another order (values unchanged) must give the same params. Every dict param goes through it."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj, key=str)}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(canonical(x) for x in obj)
+    return obj
+
+
 def get_final_output():
     """The default target (Snakefile, all): every model's covariance diagnostics, the analysis set, the statistics,
     every figure family, and the editing figures when the config has an editing section."""

@@ -8,7 +8,7 @@ rule corpus:
     output:
         texts=f"{RESULTS}/corpus/texts.parquet",
     params:
-        corpus=config["corpus"],
+        corpus=canonical(config["corpus"]),
     log:
         f"{LOGS}/corpus/corpus.log",
     conda:
