@@ -60,7 +60,8 @@ rule covariance_diagnostics:
     log:
         f"{LOGS}/covariance_diagnostics/{{model}}.log",
     resources:
-        mem_mb=lambda wc: covariance_resources(wc.model, manifest(wc))["diagnostics_mem_mb"],
+        mem_mb=lambda wc: covariance_resources(wc.model, rules.prepare_model.output.manifest.format(model=wc.model))[
+            "diagnostics_mem_mb"],
     conda:
         "../envs/torch.yaml"
     script:
