@@ -6,6 +6,7 @@
 # - a rule's input that another rule makes is `rules.<rule>.output.<name>`, never the path spelled again
 # - scripts live in workflow/scripts/: three lines handing the job to one function of the `kis` package (kis.io.run)
 import json
+import sys
 
 RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
@@ -18,6 +19,16 @@ for _name, _spec in config["models"].items():
     _spec.setdefault("label", _name)
 config["facts"].setdefault("cache", f"{RESULTS}/facts/download/counterfact.json")
 LABELS = {m: config["models"][m]["label"] for m in MODELS}
+
+
+def canonical(obj):
+    """obj with every dict's keys sorted, recursively: Snakemake compares params by their repr, so a config re-saved
+    with its keys in another order (values unchanged) must give the same params. Every dict param goes through it."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj, key=str)}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(canonical(x) for x in obj)
+    return obj
 
 
 def get_final_output():
@@ -41,7 +52,12 @@ def key_numbers():
     path = rules.statistics.output.table
     if not os.path.exists(path):
         return {}
-    stat = pd.read_parquet(path)
+    try:
+        stat = pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 — a damaged table must not block the DAG (its rule rebuilds it)
+        print(f"WARNING: {path} is unreadable ({type(e).__name__}: {e}); the report front page has no key numbers "
+              "until it is rebuilt (snakemake --forcerun statistics)", file=sys.stderr)
+        return {}
     full = stat[(stat.kind == "P") & (stat.n == stat.groupby("model").n.transform("max"))]
     numbers = {}
     for model, g in full.groupby("model", sort=False):
@@ -81,7 +97,7 @@ def covariance_resources(model, manifest_path):
     spec = config["models"][model]
     try:
         man = json.loads(Path(manifest_path).read_text())
-    except (TypeError, OSError):
+    except (TypeError, OSError, ValueError):  # not yet made, or damaged (its rule remakes it): the estimate
         return {"mem_mb": model_mem_mb(model, factor=3), "runtime": model_runtime(model),
                 "diagnostics_mem_mb": model_mem_mb(model)}
     cov = config["covariance"]
@@ -136,29 +152,10 @@ def model_max_length(model):
     return own["max_length"] if "max_length" in own else config["corpus"]["max_length"]
 
 
-# Figures (rules/figures.smk): the label of a model, and the corpus behind C named in the figure captions.
+# Figures (rules/figures.smk): the label of a model. The corpus behind C is read by the figure scripts from the
+# tables' metadata at run time: nothing reads a result file while the DAG is built (a damaged table blocks no rule).
 def fig_label(wc):
     return LABELS[wc.model]
-
-
-def fig_corpus(*tables):
-    """corpus_id of finished tables (metadata, else a corpus_id column), for captions; params derived from input
-    are no rerun trigger, and before the tables exist this is a placeholder."""
-    import os
-
-    import pyarrow.parquet as pq
-
-    ids = set()
-    for t in tables:
-        if not os.path.exists(t):
-            return "(named in the figure once its tables exist)"
-        schema = pq.read_schema(t)
-        meta = schema.metadata or {}
-        if b"kis.corpus_id" in meta:
-            ids.add(json.loads(meta[b"kis.corpus_id"]))
-        elif "corpus_id" in schema.names:
-            ids.update(str(c) for c in pq.read_table(t, columns=["corpus_id"]).column(0).unique().to_pylist())
-    return ", ".join(sorted(ids)) or "(no corpus_id in the tables)"
 
 
 # Editing (rules/editing.smk): the names editing.published / overrides may give a model, and the settings of one

@@ -8,7 +8,7 @@ rule corpus:
     output:
         texts=f"{RESULTS}/corpus/texts.parquet",
     params:
-        corpus=config["corpus"],
+        corpus=canonical(config["corpus"]),
     log:
         f"{LOGS}/corpus/corpus.log",
     conda:
@@ -59,7 +59,8 @@ rule covariance_diagnostics:
     log:
         f"{LOGS}/covariance_diagnostics/{{model}}.log",
     resources:
-        mem_mb=lambda wc: covariance_resources(wc.model, manifest(wc))["diagnostics_mem_mb"],
+        mem_mb=lambda wc: covariance_resources(wc.model, rules.prepare_model.output.manifest.format(model=wc.model))[
+            "diagnostics_mem_mb"],
     conda:
         "../envs/torch.yaml"
     script:

@@ -17,7 +17,7 @@ rule trajectory:
     output:
         table=f"{RESULTS}/trajectories/{{model}}/{{method}}.parquet",
     params:
-        settings=edit_settings,
+        settings=lambda wc: canonical(edit_settings(wc)),
         names=edit_names,
     wildcard_constraints:
         method="|".join(re.escape(m) for m in EDIT_METHODS) or "^$",  # the configured methods (schema enum)
@@ -47,7 +47,7 @@ rule fig_trajectories:
         interference_csv=report(f"{EDIT_FIG}/interference.csv", caption="../report/interference.rst",
                                 category="editing"),
     params:
-        labels=LABELS,
+        labels=canonical(LABELS),
         dpi=config["figures"]["dpi"],
     log:
         f"{LOGS}/fig_trajectories/trajectories.log",

@@ -24,7 +24,6 @@ rule fig_heatmap:
         label=fig_label,
         layers=FIGURES["heatmap_layers"],
         dpi=FIGURES["dpi"],
-        corpus=lambda wc, input: fig_corpus(input.table),
     wildcard_constraints:
         model=FIG_MODEL,
     log:
@@ -49,7 +48,6 @@ rule fig_heatmap_models:
         models=MODELS,
         layer=FIG_COMPARE_LAYER,
         dpi=FIGURES["dpi"],
-        corpus=lambda wc, input: fig_corpus(*input.tables),
     log:
         f"{LOGS}/fig_heatmap_models/heatmap_models.log",
     conda:
@@ -71,7 +69,6 @@ rule fig_kde:
         label=fig_label,
         points=FIGURES["kde_points"],
         dpi=FIGURES["dpi"],
-        corpus=lambda wc, input: fig_corpus(input.table),
     wildcard_constraints:
         model=FIG_MODEL,
     log:
@@ -97,7 +94,6 @@ rule fig_kde_models:
         layer=FIG_COMPARE_LAYER,
         points=FIGURES["kde_points"],
         dpi=FIGURES["dpi"],
-        corpus=lambda wc, input: fig_corpus(*input.tables),
     log:
         f"{LOGS}/fig_kde_models/kde_models.log",
     conda:
@@ -117,7 +113,6 @@ rule fig_scaling_law:
                    category="scaling law"),
     params:
         dpi=FIGURES["dpi"],
-        corpus=lambda wc, input: fig_corpus(input.statistics),
     log:
         f"{LOGS}/fig_scaling_law/scaling_law.log",
     conda:
@@ -139,7 +134,6 @@ rule fig_angles:
         label=fig_label,
         layers=FIGURES["angle_layers"],
         dpi=FIGURES["dpi"],
-        corpus=lambda wc, input: fig_corpus(input.table),
     wildcard_constraints:
         model=FIG_MODEL,
     log:
@@ -165,7 +159,6 @@ rule fig_convergence:
         layer=FIGURES["convergence_layer"],
         points=FIGURES["kde_points"],
         dpi=FIGURES["dpi"],
-        corpus=lambda wc, input: fig_corpus(input.table),
     wildcard_constraints:
         model=FIG_MODEL,
     log:
@@ -190,7 +183,6 @@ rule fig_case_study:
         label=fig_label,
         layer=FIGURES["case_study_layer"],
         top=FIGURES["case_study_top"],
-        corpus=lambda wc, input: fig_corpus(input.table),
     wildcard_constraints:
         model=FIG_MODEL,
     log:

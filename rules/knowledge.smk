@@ -14,7 +14,7 @@ rule facts:
     output:
         facts=f"{RESULTS}/facts/facts.parquet",
     params:
-        source=FACTS_PARAMS,  # kis.knowledge.load_facts
+        source=canonical(FACTS_PARAMS),  # kis.knowledge.load_facts
     log:
         f"{LOGS}/facts/facts.log",
     conda:

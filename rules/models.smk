@@ -5,7 +5,7 @@ rule prepare_model:
     output:
         manifest=f"{RESULTS}/models/{{model}}/manifest.json",
     params:
-        spec=model_result_spec,  # the entry minus label / cluster keys: editing those reruns nothing
+        spec=lambda wc: canonical(model_result_spec(wc)),  # the entry minus label / cluster keys: editing those reruns nothing
     log:
         f"{LOGS}/prepare_model/{{model}}.log",
     benchmark:

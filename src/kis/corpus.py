@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import jsonl_records
+from .io import jsonl_records, utf8_problem
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,26 @@ def read_local(path: str | Path, id_field: str = "id", text_field: str = "text")
         raw = pd.read_parquet(path).to_dict("records")
     else:
         opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as fh:
-            if name.endswith((".jsonl", ".jsonl.gz")):
-                raw = jsonl_records(fh, path, CorpusError)
-            else:
-                raw = json.load(fh)
+        try:
+            with opener(path, "rt", encoding="utf-8") as fh:
+                if name.endswith((".jsonl", ".jsonl.gz")):
+                    raw = jsonl_records(fh, path, CorpusError)
+                else:
+                    raw = json.load(fh)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        except UnicodeDecodeError:
+            raise CorpusError(f"{path}: not UTF-8 text at {utf8_problem(path)}") from None
+        except (EOFError, gzip.BadGzipFile, OSError) as e:
+            raise CorpusError(f"{path}: damaged or truncated file ({type(e).__name__}: {e})") from None
+    if not isinstance(raw, list):
+        raise CorpusError(f"{path}: expected a list of records (objects with a {text_field!r} field), got "
+                          f"{type(raw).__name__}")
     records = []
     for i, rec in enumerate(raw):
+        if not isinstance(rec, dict):
+            raise CorpusError(f"{path}: record {i} must be an object with a {text_field!r} field, got "
+                              f"{type(rec).__name__} {str(rec)[:60]!r}")
         if text_field not in rec:
             raise CorpusError(f"{path}: record {i} (id {rec.get(id_field, '?')!r}) has no field {text_field!r}")
         if not isinstance(rec[text_field], str):
@@ -190,7 +203,13 @@ def sample(records: list[dict], n_texts: int | None, seed: int, min_chars: int =
                           f"among {len(records)} records)")
     ids = [r["id"] for r in kept]
     if len(set(ids)) != len(ids):
-        raise CorpusError(f"{where}: duplicate record ids")
+        seen, dups = set(), []
+        for i in ids:
+            if i in seen and i not in dups:
+                dups.append(i)
+            seen.add(i)
+        raise CorpusError(f"{where}: duplicate record ids {dups[:5]!r}" + (f" and {len(dups) - 5} more"
+                                                                         if len(dups) > 5 else ""))
     if n_texts is None or n_texts >= len(kept):
         if n_texts is not None and n_texts > len(kept):
             log.warning("%s: asked for %d texts, only %d available; using all", where, n_texts, len(kept))

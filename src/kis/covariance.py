@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from .probe import exact_fp32, key_hooks, length_order, pad, pad_id, run_until_s
 from .tensorfile import StreamWriter
 
 log = logging.getLogger(__name__)
+PROGRESS_S, PROGRESS_STEP = 30.0, 0.05  # covariance progress: a log line at most every 30 s or 5 % of a pass
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int, chunk: int = 1000) -> list[np.ndarray]:
@@ -123,6 +123,24 @@ def device_budget(device, memory_gb: float | None = None, model=None) -> tuple[i
 
 # ---------------------------------------------------------------- per-group checkpoints
 
+def intact(path) -> str | None:
+    """None when a safetensors file holds every byte its header promises, else what is wrong (e.g. truncated)."""
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if size < 8 + n:
+                return f"{size} bytes, shorter than its {n}-byte header"
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        return f"unreadable header ({e})"
+    if size < 8 + n + end:
+        return f"truncated: {size} bytes of {8 + n + end}"
+    return None
+
+
 class Checkpoints:
     """A directory of per-group checkpoints: layers-<a>-<b>.safetensors holds the float64 panels s.<layer>.<i> of
     layers a..b, with the fingerprint, texts done and tokens counted in its metadata. A finished group's file
@@ -146,8 +164,18 @@ class Checkpoints:
 
         out = {}
         for path in sorted(self.dir.glob("layers-*.safetensors")):
-            with safe_open(str(path), framework="pt") as fh:
-                meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+            damage = intact(path)
+            if damage is None:
+                try:
+                    with safe_open(str(path), framework="pt") as fh:
+                        meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+                    meta["layers"], meta["count"], meta["done"]  # noqa: B018 — the fields a resume needs
+                except Exception as e:  # noqa: BLE001 — any unreadable file is discarded, named in the warning
+                    damage = f"{type(e).__name__}: {e}"
+            if damage is not None:
+                log.warning("checkpoint %s is damaged (%s); discarding it: its layer group starts over", path, damage)
+                path.unlink()
+                continue
             if meta.get("fingerprint") != self.fp:
                 log.warning("checkpoint %s belongs to other settings (fingerprint %s != %s); starting over",
                             path, meta.get("fingerprint"), self.fp)
@@ -230,7 +258,7 @@ def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_bud
     kept: dict[int, panels.Panels] = {}
     if finished:
         log.info("checkpoint: layer groups %s already finished", [list(g) for g in finished])
-    total = int(lengths.sum())
+    total, run_tokens = int(lengths.sum()), 0
     with exact_fp32():
         for number, layers in enumerate(todo):
             if tuple(layers) in saved:
@@ -245,7 +273,7 @@ def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_bud
             def add(layer, k, sums=sums):
                 sums[layer].add(k, mode)
 
-            start, tokens_run, batch_no = time.perf_counter(), 0, 0
+            start, tokens_run, batch_no = time.perf_counter(), 0, 0  # this process's tokens and time only
             for batch in batches(lengths, order[done:], token_budget):
                 ids, mask = pad([rows[i] for i in batch], pid)
                 forward_keys(model, ids.to(device), mask.to(device), add, layers=layers)
@@ -254,9 +282,11 @@ def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_bud
                 if progress is not None:
                     progress(done=done, n_texts=len(rows), tokens=count, total_tokens=total,
                              tokens_per_s=tokens_run / max(time.perf_counter() - start, 1e-9),
+                             run_tokens=run_tokens + tokens_run,
                              group=number, n_groups=len(todo), layers=(layers[0], layers[-1]))
                 if ckpts is not None and done < len(rows) and ckpts.due(batch_no):
                     ckpts.save(layers, sums, count, done)
+            run_tokens += tokens_run
             counts.add(count)
             if len(counts) != 1:
                 raise RuntimeError(f"layer groups counted different token totals {sorted(counts)}: the corpus or the "
@@ -400,7 +430,6 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
     import shutil
 
     import pandas as pd
-    from tqdm import tqdm
 
     from .io import read_parquet_metadata
 
@@ -423,15 +452,18 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
                           store_dtype=store_dtype, n_texts=len(frame),
                           n_tokens=plan.corpus_tokens(len(frame), max_length))
     logger.info("covariance plan on %s (budget from %s): %s", device, source, the_plan.describe())
-    bar = tqdm(total=len(frame), unit="text", mininterval=10, file=sys.stderr, desc="covariance")
+    state = {"run_tokens": 0, "last_t": 0.0, "last_frac": -1.0, "group": None}
 
-    def progress(done, n_texts, tokens, total_tokens, tokens_per_s, group, n_groups, layers):
-        bar.total = n_texts
-        bar.n = done
-        bar.set_description(f"covariance, pass {group + 1}/{n_groups} (layers {layers[0]}-{layers[1]})",
-                            refresh=False)
-        bar.set_postfix(tokens=f"{tokens}/{total_tokens}", tok_s=f"{tokens_per_s:.0f}", refresh=False)
-        bar.refresh()
+    def progress(done, n_texts, tokens, total_tokens, tokens_per_s, group, n_groups, layers, run_tokens=0, **_):
+        # a log line at most every PROGRESS_S seconds or PROGRESS_STEP of a pass, and at each pass's end
+        state["run_tokens"] = run_tokens
+        now, frac = time.monotonic(), done / max(n_texts, 1)
+        if (group == state["group"] and done < n_texts and now - state["last_t"] < PROGRESS_S
+                and frac - state["last_frac"] < PROGRESS_STEP):
+            return
+        state.update(last_t=now, last_frac=frac, group=group)
+        logger.info("covariance, pass %d/%d (layers %d-%d): %d/%d texts, %d/%d tokens, %.0f tokens/s this run",
+                    group + 1, n_groups, layers[0], layers[1], done, n_texts, tokens, total_tokens, tokens_per_s)
 
     t0 = time.perf_counter()
     ckpt_dir = Path(checkpoint) if checkpoint else Path(f"{cov}.checkpoint")
@@ -439,11 +471,12 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
                                        token_budget=token_budget, groups=the_plan.groups, checkpoint=ckpt_dir,
                                        checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes,
                                        fingerprint_id=fp, progress=progress, device=device, keep=False)
-    bar.close()
     seconds = time.perf_counter() - t0
-    logger.info("covariance: %d tokens from %d texts in %.1f s (%.0f tokens/s this run, %d passes); checkpoint "
-                "writes %.1f s (%.1f %%); products %s", count, len(frame), seconds, count / max(seconds, 1e-9),
-                the_plan.passes, ckpts.write_s_total, 100 * ckpts.write_s_total / max(seconds, 1e-9), mode)
+    run_tokens = state["run_tokens"]  # resumed tokens are not this run's work: the rate counts only its own
+    logger.info("covariance: %d tokens from %d texts (%d of them this run, in %.1f s: %.0f tokens/s this run, %d "
+                "passes); checkpoint writes %.1f s (%.1f %%); products %s", count, len(frame), run_tokens, seconds,
+                run_tokens / max(seconds, 1e-9), the_plan.passes, ckpts.write_s_total,
+                100 * ckpts.write_s_total / max(seconds, 1e-9), mode)
     meta = {"model": man["source"], "model_location": man["location"], "revision": man.get("revision"),
             "model_dtype": man["dtype"], "family": man["family"], "corpus_id": corpus_meta.get("corpus_id"),
             "corpus_name": corpus_meta.get("corpus_name"), "sample_hash": corpus_meta.get("sample_hash"),

@@ -23,6 +23,21 @@ def jsonl_records(fh, where, error=ValueError) -> list:
     return out
 
 
+def utf8_problem(path) -> str:
+    """Where a (optionally gzipped) file stops being UTF-8: 'line L, byte offset O (b'\\xff')', for messages."""
+    import gzip
+
+    opener = gzip.open if str(path).lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        return f"line {line}, byte offset {e.start} ({data[e.start:e.start + 1]!r})"
+    return "no invalid byte found on a second read"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; it replaces `path` only if the block finishes."""
@@ -66,6 +81,49 @@ def read_parquet_metadata(path: str | Path) -> dict:
     return {k.decode()[4:]: json.loads(v) for k, v in meta.items() if k.startswith(b"kis.")}
 
 
+class LockedError(RuntimeError):
+    """Another run (another working directory sharing this results folder) is making the same output."""
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path):
+    """Hold `<path>.lock` (an fcntl lock, released by the kernel if the process dies) while a job makes `path`.
+
+    The file names the holder (host, pid, working directory); a second run making the same output — e.g. from
+    another working directory sharing the results folder — fails at once with LockedError naming them. A lock file
+    left by a dead process is taken over with a warning."""
+    import fcntl
+    import json
+    import socket
+
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    fh = os.fdopen(fd, "r+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = fh.read().strip() or "{}"
+            raise LockedError(f"{path} is being made by another run: {lock} is held by {holder}. Wait for that run "
+                              "to finish (two working directories share this results folder?); if that process is "
+                              f"gone (another host), delete {lock}") from None
+        old = fh.read().strip()
+        if old:
+            logging.getLogger("kis").warning("taking over the stale lock %s (its holder %s is gone)", lock, old)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "workdir": os.getcwd()}))
+        fh.flush()
+        try:
+            yield lock
+        finally:
+            with contextlib.suppress(OSError):
+                lock.unlink()  # still held: a waiting run finds no file or a fresh one of its own
+    finally:
+        fh.close()
+
+
 def setup_logging(logfile: str | Path | None = None, level=logging.INFO) -> logging.Logger:
     """Send logging, warnings, progress bars and everything else on stderr to the rule's `log:` file."""
     if logfile:
@@ -85,6 +143,13 @@ def run(smk, rule) -> None:
     argument pins torch to the job's `threads:` and picks the device (KIS_DEVICE, else cuda when available; a GPU
     stage without CUDA fails at once unless the config says `run_on_cpu: true`).
     """
+    with contextlib.ExitStack() as locks:
+        for out in smk.output:  # before the log is opened: a second run must not overwrite the first one's log
+            locks.enter_context(output_lock(out))
+        _run(smk, rule)
+
+
+def _run(smk, rule) -> None:
     import inspect
 
     logger = setup_logging(smk.log[0] if smk.log else None)

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from . import models, probe
-from .io import jsonl_records
+from .io import jsonl_records, utf8_problem
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,17 @@ def read_records(path: str | Path) -> list:
     name = path.name.lower()
     if name.endswith(".parquet"):
         return pd.read_parquet(path).to_dict("records")
-    with open(path, encoding="utf-8") as fh:
-        if name.endswith(".jsonl"):
-            return jsonl_records(fh, path, FactsError)
-        try:
-            data = json.load(fh)
-        except json.JSONDecodeError as e:
-            raise FactsError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
-                             "expected a JSON list of CounterFact records (or use a .jsonl file)") from None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if name.endswith(".jsonl"):
+                return jsonl_records(fh, path, FactsError)
+            try:
+                data = json.load(fh)
+            except json.JSONDecodeError as e:
+                raise FactsError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); "
+                                 "expected a JSON list of CounterFact records (or use a .jsonl file)") from None
+    except UnicodeDecodeError:
+        raise FactsError(f"{path}: not UTF-8 text at {utf8_problem(path)}") from None
     if not isinstance(data, list):
         raise FactsError(f"{path}: expected a JSON list of CounterFact records, got {type(data).__name__}")
     return data
@@ -150,8 +153,11 @@ def check_record(rec) -> dict:
         prompt.format("x")
     except (IndexError, KeyError, ValueError) as e:
         raise _Bad("requested_rewrite.prompt", f"is not a format template with one '{{}}' ({e}): {prompt!r}") from None
-    return {"case_id": cid, "prompt": prompt,
-            "subject": _text(rw.get("subject"), "requested_rewrite.subject"),
+    subject = _text(rw.get("subject"), "requested_rewrite.subject")
+    if subject not in prompt.format(subject):  # e.g. '{{}}': a literal '{}', the subject never appears
+        raise _Bad("requested_rewrite.prompt", f"must contain the subject once formatted; {prompt!r} formats to "
+                                               f"{prompt.format(subject)!r} (a '{{{{}}}}' is a literal brace pair)")
+    return {"case_id": cid, "prompt": prompt, "subject": subject,
             "target_true": _target(rw, "target_true"), "target_new": _target(rw, "target_new"),
             "relation_id": _text(rw.get("relation_id"), "requested_rewrite.relation_id"),
             "paraphrase_prompts": _prompt_list(rec, "paraphrase_prompts"),
@@ -274,9 +280,17 @@ def known_table(model, tokenizer, facts: pd.DataFrame, batch_size: int = 32, dev
     model.eval()
     pad_id = probe.pad_id(tokenizer)
     enc, joint_differs = [], 0
+    try:
+        context = models.context_length(model)
+    except ValueError:
+        context = None
     for row in facts.itertuples():
         text = row.prompt.format(row.subject)
         p, t = probe.prompt_ids(tokenizer, text), probe.target_ids(tokenizer, text, row.target_true)
+        if context is not None and len(p) + len(t) > context:
+            raise FactsError(f"fact case_id {row.case_id}: prompt ({len(p)} tokens, subject {len(row.subject)} "
+                             f"characters) + target_true ({len(t)} tokens) is longer than the model's context "
+                             f"({context} tokens); shorten or drop that record")
         joint_differs += tokenizer(text + " " + row.target_true, add_special_tokens=True)["input_ids"] != p + t
         enc.append((p, t))
     if joint_differs:

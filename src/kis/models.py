@@ -301,6 +301,13 @@ def prepare(spec: dict, out_dir: str | Path) -> dict:
     else:
         if kind == "local_dir" and not Path(where).is_dir():
             raise FileNotFoundError(f"model local_dir {where!r} does not exist")
+        if kind == "local_dir":
+            found = {p.name for p in Path(where).iterdir()}
+            weights = [n for n in found if n.endswith((".safetensors", ".bin", ".safetensors.index.json"))]
+            if "config.json" not in found or not weights:
+                raise FileNotFoundError(
+                    f"model local_dir {where!r} holds no Hugging Face model: it needs config.json and weights "
+                    f"(*.safetensors or *.bin) with the tokenizer files; found {sorted(found)[:8] or 'nothing'}")
         model, tok = load(where, dtype=dtype, revision=revision, trust_remote_code=trust)
         location = str(Path(where).resolve()) if kind == "local_dir" else where
     manifest = {"source_kind": kind, "source": where, "location": location, "revision": revision,
