@@ -97,7 +97,7 @@ def covariance_resources(model, manifest_path):
     spec = config["models"][model]
     try:
         man = json.loads(Path(manifest_path).read_text())
-    except (TypeError, OSError, ValueError):  # not yet made, or damaged (its rule remakes it): the estimate
+    except (TypeError, OSError, ValueError):  # not yet made, or damaged (remade by its own job), so the estimate
         return {"mem_mb": model_mem_mb(model, factor=3), "runtime": model_runtime(model),
                 "diagnostics_mem_mb": model_mem_mb(model)}
     cov = config["covariance"]
