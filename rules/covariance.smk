@@ -53,6 +53,7 @@ rule covariance:
 rule covariance_diagnostics:
     input:
         cov=rules.covariance.output.cov,
+        manifest=rules.prepare_model.output.manifest,  # the model's shapes, for the memory estimate
     output:
         table=f"{RESULTS}/covariance/{{model}}.diagnostics.parquet",
     params:
@@ -60,7 +61,7 @@ rule covariance_diagnostics:
     log:
         f"{LOGS}/covariance_diagnostics/{{model}}.log",
     resources:
-        mem_mb=lambda wc: covariance_resources(wc.model, manifest(wc))["diagnostics_mem_mb"],
+        mem_mb=lambda wc, input: covariance_resources(wc.model, input.manifest)["diagnostics_mem_mb"],
     conda:
         "../envs/torch.yaml"
     script:
