@@ -40,6 +40,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="a directory for the corpus sample, the caches and the table")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--covariance-only", action="store_true",
+                    help="stop after the caches (needs only the run's prepared models; a later call reuses them)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -47,18 +49,22 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     texts = out / "texts.parquet"
-    corpus.run_rule(corpus={"source": "local", "path": args.corpus_path, "n_texts": args.n_texts,
-                            "max_length": args.max_length, "min_chars": 200, "seed": args.seed,
-                            "id_field": "id", "text_field": "text"}, texts=texts)
+    if not texts.exists():
+        corpus.run_rule(corpus={"source": "local", "path": args.corpus_path, "n_texts": args.n_texts,
+                                "max_length": args.max_length, "min_chars": 200, "seed": args.seed,
+                                "id_field": "id", "text_field": "text"}, texts=texts)
     rows = []
     for manifest in sorted((run / "models").glob("*/manifest.json")):
         model = manifest.parent.name
         cov = out / f"{model}.safetensors"
         t0 = time.perf_counter()
-        covariance.run_rule(manifest=manifest, texts=texts, cov=cov, max_length=args.max_length,
-                            store_dtype="float64", checkpoint=out / f"{model}.checkpoint", checkpoint_every=0,
-                            token_budget=4096)
+        if not cov.exists():  # a cache of an earlier call (same texts) is reused
+            covariance.run_rule(manifest=manifest, texts=texts, cov=cov, max_length=args.max_length,
+                                store_dtype="float64", checkpoint=out / f"{model}.checkpoint", checkpoint_every=0,
+                                token_budget=4096)
         secs = time.perf_counter() - t0
+        if args.covariance_only:
+            continue
         table = out / f"{model}.superposition.parquet"
         superposition.run_rule(model=model, key_table=run / "keys" / f"{model}.parquet", cov=cov, table=table,
                                ridge=0.0, condition_warn=1e8)
