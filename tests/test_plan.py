@@ -96,3 +96,22 @@ def test_cluster_resources_grow_with_the_model_and_the_corpus():
                                          dtype="float16", family="llama", n_texts=100_000, max_length=4096,
                                          token_budget=16384, store_dtype="float32", size_gb=40)
     assert override["mem_mb"] > big["mem_mb"]
+
+
+def test_gemma_parameter_formula_counts_a_tiny_gemma_2():
+    """The gemma family's formula against the module count of a tiny random Gemma 2 (heads·head_dim = d; tied
+    lm_head); the covariance rule needs it to size a Gemma job (the offline default has Gemma-3-270M)."""
+    import tiny
+    from kis import models
+
+    model, _ = tiny.model("gemma2")
+    c = model.config
+    assert c.num_attention_heads * c.head_dim == c.hidden_size
+    s = plan.Shape(family="gemma", n_layers=c.num_hidden_layers, d_model=c.hidden_size, d_ff=c.intermediate_size,
+                   n_heads=c.num_attention_heads, n_kv_heads=c.num_key_value_heads, vocab=c.vocab_size,
+                   context=c.max_position_embeddings)
+    assert plan.count_params(s) == models.describe(model)["n_params"] == sum(p.numel() for p in model.parameters())
+    res = plan.covariance_resources(n_layers=18, d_model=640, d_ff=2048, n_params=268_098_176, dtype="float32",
+                                    family="gemma", n_texts=300, max_length=192, token_budget=4096,
+                                    store_dtype="float64")
+    assert res["mem_mb"] > 1024 and res["runtime"] >= 10

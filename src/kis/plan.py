@@ -82,6 +82,8 @@ def layer_params(s: Shape) -> int:
         return 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d
     if s.family == "llama":  # q, o d²; k, v d·kv; gate, up, down d·f; two RMS norms
         return 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d
+    if s.family == "gemma":  # as llama (heads·head_dim taken as d), four RMS norms (Gemma 2/3; Gemma 3 adds q/k norms)
+        return 2 * d * d + 2 * d * kv + 3 * d * f + 4 * d
     raise ValueError(f"no parameter formula for family {s.family!r}")
 
 
@@ -94,6 +96,8 @@ def count_params(s: Shape) -> int:
         outer = 2 * v * d + v + 2 * d  # lm_head has a bias
     elif s.family == "pythia":
         outer = 2 * v * d + 2 * d
+    elif s.family == "gemma":
+        outer = v * d + d  # tied lm_head
     else:
         outer = 2 * v * d + d
     return outer + s.n_layers * layer_params(s)
