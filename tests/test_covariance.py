@@ -182,16 +182,9 @@ def test_smaller_budget_after_a_kill_resumes_too(tmp_path):
     ckpt = tmp_path / "c.checkpoint"
     texts = TEXTS * 2
 
-    class Stop(Exception):
-        pass
-
-    def stop_early(done, **_):
-        if done >= 4:
-            raise Stop
-
-    with pytest.raises(Stop):
+    with pytest.raises(tiny.Stop):
         covariance.collect(model, tok, texts, max_length=40, token_budget=48, checkpoint=ckpt, checkpoint_every=1,
-                           fingerprint_id="fp", progress=stop_early)
+                           fingerprint_id="fp", progress=tiny.stop_after(4))
     resumed = covariance.collect(model, tok, texts, max_length=40, token_budget=24, checkpoint=ckpt,
                                  checkpoint_every=1, fingerprint_id="fp")
     full = covariance.collect(model, tok, texts, max_length=40, token_budget=48)

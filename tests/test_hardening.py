@@ -251,15 +251,8 @@ def test_duplicate_corpus_ids_are_named():
 def test_a_resumed_job_counts_only_its_own_tokens(tmp_path):
     ckpt = tmp_path / "c.checkpoint"
 
-    class Stop(Exception):
-        pass
-
-    def stop(done, **_):
-        if done >= 6:
-            raise Stop
-
-    with pytest.raises(Stop):
-        cov_run(ckpt, checkpoint_every=1, progress=stop)
+    with pytest.raises(tiny.Stop):
+        cov_run(ckpt, checkpoint_every=1, progress=tiny.stop_after(6))
     c0 = covariance.Checkpoints(ckpt, "fp").saved()[(0,)]["count"]  # tokens the killed run had counted
     seen = []
     _, count = cov_run(ckpt, checkpoint_every=1, progress=lambda **kw: seen.append(kw))

@@ -46,6 +46,18 @@ def tokenizer(kind: str = "bpe"):
                                    pad_token="</s>", add_bos_token=True)
 
 
+class Stop(Exception):
+    """Raised by a `stop_after` progress callback: a job killed in the middle of its run."""
+
+
+def stop_after(texts: int):
+    """A covariance progress callback that raises Stop once `texts` texts are done (after that batch's checkpoint)."""
+    def progress(done, **_):
+        if done >= texts:
+            raise Stop
+    return progress
+
+
 def config(family: str, vocab: int, n_layer: int = 3, d: int = 32, f: int = 64):
     from transformers import Gemma2Config, Gemma3TextConfig, GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
 
