@@ -52,7 +52,6 @@ rule covariance:
 rule covariance_diagnostics:
     input:
         cov=rules.covariance.output.cov,
-        manifest=rules.prepare_model.output.manifest,  # the model's shapes, for the memory estimate
     output:
         table=f"{RESULTS}/covariance/{{model}}.diagnostics.parquet",
     params:

@@ -228,7 +228,8 @@ DIMS = {"gpt2": (12, 3072), "gpt2-medium": (24, 4096), "gpt2-large": (36, 5120),
         "EleutherAI/gpt-j-6B": (28, 16384), "gpt-j-6b": (28, 16384), "pythia-1b": (16, 8192),
         "pythia-2.8b": (32, 10240), "pythia-6.9b": (32, 16384), "llama-2-7b": (32, 11008),
         "llama-2-13b": (40, 13824), "meta-llama/Meta-Llama-3-8B": (32, 14336), "llama-3-8b": (32, 14336),
-        "meta-llama/Llama-3.1-8B": (32, 14336), "llama-3.1-8b": (32, 14336), "smollm2-135m": (30, 1536)}
+        "meta-llama/Llama-3.1-8B": (32, 14336), "llama-3.1-8b": (32, 14336), "smollm2-135m": (30, 1536),
+        "gemma3-270m": (18, 2048)}
 
 
 def test_config_published_values_fit_their_models():
