@@ -11,7 +11,7 @@ import sys
 RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
-MODELS = list(config["models"])
+MODELS = sorted(config["models"])  # key order: the order of a config's model entries changes no result (no rerun)
 
 # Defaults that depend on other settings (the schema cannot state them): a model's label is its key; the CounterFact
 # download is kept under the results folder.
