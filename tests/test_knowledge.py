@@ -374,3 +374,38 @@ def test_max_records_keeps_the_first_valid_records(tmp_path):
     assert list(frame.case_id) == [0, 1, 2, 3] and meta["max_records"] == 4 and meta["n_records"] == 10
     frame, _ = knowledge.load_facts({"source": "local", "path": str(path), "max_records": None})
     assert len(frame) == 10
+
+
+@pytest.mark.parametrize("family", [*tiny.FAMILIES, *tiny.GEMMA])
+def test_logits_at_positions_equal_the_full_logits(family):
+    """probe.logits(positions=…) runs the LM head only there (Gemma 2's soft-capping included): same numbers."""
+    from kis import probe
+
+    model, tok = tiny.model(family)
+    if family == "gemma2":
+        assert model.config.final_logit_softcapping  # the cap acts after the head, elementwise
+    rows = [tok("The quick brown fox jumps over")["input_ids"], tok("A list")["input_ids"]]
+    at = [[1, len(rows[0]) - 1], [len(rows[1]) - 1]]
+    full = probe.logits(model, rows, probe.pad_id(tok))
+    some = probe.logits(model, rows, probe.pad_id(tok), positions=at)
+    assert some.shape == (2, 2, full.shape[-1])
+    torch.testing.assert_close(some[0], full[0, at[0]], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(some[1, 0], full[1, at[1][0]], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(some[1, 1], some[1, 0])  # a short list repeats its last position
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_vstar_nll_at_delta_zero_is_the_teacher_forced_nll(family):
+    """v*'s loss reads logits only at the target positions: at δ = 0 it equals the full-logits NLL."""
+    from kis import probe, vstar
+
+    model, tok = tiny.model(family)
+    prompt, subject, target = "{} is found in the", "Python", "list of"
+    hp = {"v_num_grad_steps": 1, "v_lr": 0.1, "v_weight_decay": 0.0, "kl_factor": 0.0, "clamp_norm_factor": 4.0}
+    res = vstar.optimize_delta(model, tok, prompt=prompt, subject=subject, target=target, layer=1, templates=["{}"],
+                               hp=hp)
+    p = probe.prompt_ids(tok, prompt.format(subject))
+    t = probe.target_ids(tok, prompt.format(subject), target)
+    logp = torch.log_softmax(model(input_ids=torch.tensor([p + t])).logits[0].double(), -1)
+    ref = -float(np.mean([logp[len(p) - 1 + j, t[j]] for j in range(len(t))]))
+    assert res.steps == 0 and res.nll == pytest.approx(ref, rel=1e-5)

@@ -266,9 +266,9 @@ def score_batch(model, pad_id: int, prompts: list[list[int]], targets: list[list
         if not todo:
             break
         rows = [prompts[b] + greedy[b] for b in todo]
-        logits = probe.logits(model, rows, pad_id, device)
+        logits = probe.logits(model, rows, pad_id, device, positions=[[len(r) - 1] for r in rows])
         for r, b in enumerate(todo):
-            greedy[b].append(int(logits[r, len(rows[r]) - 1].argmax()))
+            greedy[b].append(int(logits[r, 0].argmax()))
     for o, g in zip(out, greedy):
         o["greedy_ids"] = g
     return out

@@ -203,14 +203,39 @@ def run_until_stop(model, ids, mask=None) -> None:
 
 # ---------------------------------------------------------------- teacher-forced scoring
 
-def logits(model, rows: list[list[int]], pad_id: int, device=None) -> torch.Tensor:
-    """fp32 logits (B, width, V) of right-padded rows."""
+@contextmanager
+def head_at(model, index):
+    """Run the LM head only at index (B, K): its input h (B, T, d) becomes h[b, index[b]] (B, K, d). Logit
+    soft-capping and the like act elementwise after the head, so they are unchanged (Gemma 3's head: 262k rows)."""
+    def gather(_module, args):
+        h = args[0]
+        return (h.gather(1, index.to(h.device)[..., None].expand(-1, -1, h.shape[-1])), *args[1:])
+
+    handle = model.get_output_embeddings().register_forward_pre_hook(gather)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def logits(model, rows: list[list[int]], pad_id: int, device=None, positions=None) -> torch.Tensor:
+    """fp32 logits of right-padded rows: (B, width, V), or (B, K, V) at `positions` (one list per row, K the
+    longest, shorter lists repeat their last position): then the LM head runs only there."""
     import torch
 
     device = device_of(model) if device is None else device
     ids, mask = (t.to(device) for t in pad(rows, pad_id))
     with torch.no_grad():
-        return model(input_ids=ids, attention_mask=mask).logits.float()
+        if positions is None:
+            return model(input_ids=ids, attention_mask=mask).logits.float()
+        k = max(len(p) for p in positions)
+        index = torch.tensor([list(p) + [p[-1]] * (k - len(p)) for p in positions], dtype=torch.long)
+        with head_at(model, index):
+            out = model(input_ids=ids, attention_mask=mask).logits.float()
+        if out.shape[1] != k:
+            raise RuntimeError(f"{type(model).__name__}: the LM head did not run at the {k} positions asked for "
+                               f"(logits have {out.shape[1]}); kis.probe.head_at needs a head called on hidden states")
+        return out
 
 
 def teacher_forced(model, pad_id: int, prompts: list[list[int]], targets: list[list[int]], *,
@@ -224,11 +249,12 @@ def teacher_forced(model, pad_id: int, prompts: list[list[int]], targets: list[l
     out = [None] * n
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        lg = logits(model, [prompts[i] + targets[i] for i in idx], pad_id, device)  # no grad
+        at = [range(len(prompts[i]) - 1, len(prompts[i]) + len(targets[i]) - 1) for i in idx]  # positions predicting t
+        lg = logits(model, [prompts[i] + targets[i] for i in idx], pad_id, device, positions=at)  # (B, K, V)
         logp = torch.log_softmax(lg, dim=-1)
         for b, i in enumerate(idx):
-            p, t = prompts[i], targets[i]
-            pos = torch.arange(len(p) - 1, len(p) + len(t) - 1, device=lg.device)  # positions predicting t
+            t = targets[i]
+            pos = torch.arange(len(t), device=lg.device)
             tt = torch.tensor(t, device=lg.device)
             out[i] = (logp[b, pos, tt].double(), lg[b, pos].argmax(-1))
     return out

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from . import keys, models
-from .probe import StopForward, device_of, pad, pad_id, run_until_stop, target_ids
+from .probe import StopForward, device_of, head_at, pad, pad_id, run_until_stop, target_ids
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,9 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
     n_rw = len(templates)
     onehot = torch.zeros(ids.shape, device=dev)
     onehot[torch.arange(len(rows)), torch.tensor(at)] = 1.0
-    pos = torch.tensor([[s - 1 + j for j in range(len(tgt))] for s in starts], device=dev)  # predicting tgt
+    # the LM head runs only where a logit is used: the positions predicting o* in each rewriting row, the subject's
+    # last token of the KL row
+    head_index = torch.tensor([[s - 1 + j for j in range(len(tgt))] for s in starts] + [[kl_at] * len(tgt)])
     tgt_t = torch.tensor(tgt, device=dev)
 
     d, _ = models.dims(model)
@@ -114,12 +116,13 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
         with torch.enable_grad():
             for it in range(int(hp["v_num_grad_steps"])):
                 opt.zero_grad()
-                logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                with head_at(model, head_index):
+                    logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (n_rw + 1, |o*|, V)
                 logp = torch.log_softmax(logits[:n_rw], dim=-1)
-                tok_lp = logp[torch.arange(n_rw, device=dev)[:, None], pos, tgt_t[None, :]]  # (n_rw, |o*|)
+                tok_lp = logp.gather(2, tgt_t.expand(n_rw, -1)[..., None])[..., 0]  # (n_rw, |o*|)
                 nll_each = -tok_lp.mean(1)
                 nll = nll_each.mean()
-                kl_lp = torch.log_softmax(logits[n_rw:, kl_at], dim=-1)
+                kl_lp = torch.log_softmax(logits[n_rw:, 0], dim=-1)
                 if kl0 is None:
                     kl0 = kl_lp.detach().clone()
                 # KL(p_δ ‖ p_0), as ROME's kl_div(init, current, log_target=True)
