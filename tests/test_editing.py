@@ -1,5 +1,7 @@
 """Closed forms of kis.editing against independent numpy/scipy formulas (random SPD C and keys, no model), the
 in-place weight update on tiny models, and the hyperparameter rule."""
+import copy
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -440,3 +442,42 @@ if __name__ == "__main__":  # rewrite the README's hyperparameter table from the
         sys.exit(f"{readme}: no '<!-- hparams table: ... <!-- end hparams table -->' block to replace")
     readme.write_text(pat.sub(lambda _m: _readme_block(), text))
     print(f"updated {readme}")
+
+
+@pytest.mark.parametrize("family", ["gemma3", "llama"])
+def test_memit_reaches_z_through_a_post_ffn_norm(family, monkeypatch):
+    """MEMIT's z is a block output (δ added there, memit/compute_z.py). Gemma 2/3 normalise the FFN output before the
+    residual add, so the residual is mapped back through the norm (editing.to_ffn_space): one layer, λ → 0, the
+    edited block output lands on z; without the mapping it misses by far."""
+    model, tok = tiny.model(family)
+    assert (models.post_ffn_norm(model, 1) is not None) == (family == "gemma3")
+    _, f = models.dims(model)
+    covs = {1: torch.eye(f, dtype=torch.float64)}
+    hp = {"layers": [1], "v_num_grad_steps": 4, "v_lr": 0.05, "v_weight_decay": 0.0, "clamp_norm_factor": 0.1,
+          "kl_factor": 0.0, "mom2_update_weight": 1e-8}
+    fact = {"case_id": 0, "prompt": "{} is found in the", "subject": "The list", "target_new": "module"}
+    z = {}
+    real = editing.vstar.optimize_delta
+
+    def spy(*a, **kw):
+        res = real(*a, **kw)
+        z["z"] = res.v0_block + res.delta
+        return res
+
+    def miss(m, mapped=True):
+        if not mapped:
+            monkeypatch.setattr(editing, "to_ffn_space", lambda *a: a[-1])
+        ed = editing.MEMIT(m, tok, covs, hp, ["{}"])
+        ed.edit(fact)
+        got = editing.vstar.block_output(m, tok, fact["prompt"], fact["subject"], 1)
+        return float((got - z["z"]).norm() / (z["z"] - z["v0"]).norm())
+
+    monkeypatch.setattr(editing.vstar, "optimize_delta", spy)
+    z["v0"] = editing.vstar.block_output(model, tok, fact["prompt"], fact["subject"], 1)
+    with_map = miss(copy.deepcopy(model))
+    without = miss(copy.deepcopy(model), mapped=False)
+    assert with_map < 1e-3              # measured 4e-6 for gemma3 and llama
+    if family == "gemma3":
+        assert without > 0.3            # the norm rescales what MEMIT writes (measured: misses by 8.5 × |z − v0|)
+    else:
+        assert without == pytest.approx(with_map, abs=1e-9)  # no norm: the mapping is the identity

@@ -341,6 +341,32 @@ def _apply(model, layer: int, dW: torch.Tensor, where: str) -> None:
         raise EditDiverged(f"{where}: non-finite weight at layer {layer} after the update")
 
 
+def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int = 8) -> torch.Tensor:
+    """Δm with norm(m + Δm) ≈ norm(m) + R, m the FFN output of the fact's bare prompt: the change of the FFN output
+    that moves the block output by R (d × 1) where a norm sits between them (Gemma 2/3; MEMIT assumes none). Gauss-
+    Newton, Δm ← Δm + J⁺ (norm(m) + R − norm(m + Δm)), J = ∂norm/∂m at m + Δm: least squares, since an RMS norm's
+    output cannot change its own scale. R itself where the FFN output joins the residual stream as it is."""
+    norm = models.post_ffn_norm(model, layer)
+    if norm is None:
+        return R
+    dtype = next(norm.parameters()).dtype
+    m = vstar.ffn_output(model, tok, fact["prompt"], fact["subject"], layer)
+
+    def f(x):
+        return norm(x.to(dtype)).double()
+
+    with torch.no_grad():
+        target = f(m) + R[:, 0]
+    dm = torch.zeros_like(m)
+    for _ in range(iters):
+        miss = target - f(m + dm).detach()
+        if float(miss.norm()) <= 1e-9 * float(target.norm()):
+            break
+        J = torch.autograd.functional.jacobian(f, m + dm).double()  # (d × d)
+        dm = dm + torch.linalg.pinv(J, rtol=1e-6) @ miss
+    return dm[:, None]
+
+
 def fact_key(model, tok, fact: dict, layer: int, templates) -> torch.Tensor:
     """(1, f) float64 on the model's device: the fact's key at `layer`, averaged over the templates (kis.keys)."""
     k = keys.averaged(model, tok, [fact["prompt"]], [fact["subject"]], layers=[layer], templates=templates,
@@ -443,6 +469,7 @@ class MEMIT:
             K = k[:, None]                                              # (f × 1)
             cur = vstar.block_output(self.model, self.tok, fact["prompt"], fact["subject"], self.z_layer)
             R = ((z - cur) / (len(self.layers) - i))[:, None]           # residual shared over the layers left
+            R = to_ffn_space(self.model, self.tok, fact, layer, R)      # through a post-FFN norm (Gemma 2/3)
             U = self.layer_direction(layer, K)
             dW = R @ U.T
             _apply(self.model, layer, dW, where)

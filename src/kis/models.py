@@ -30,6 +30,7 @@ class Architecture:
     final_norm: str        # final norm before the unembedding
     unembed: str           # unembedding (LM head)
     conv1d: bool = False   # GPT-2's Conv1D stores W transposed: weight is (f × d)
+    post_ffn_norm: str | None = None  # a norm between the FFN output and the residual add (Gemma 2/3), if any
 
 
 REGISTRY: tuple[Architecture, ...] = (
@@ -42,10 +43,10 @@ REGISTRY: tuple[Architecture, ...] = (
     # Gemma 1/2/3: GeGLU, W_out (gelu(W_gate x) ⊙ W_up x), so the key is still the input of down_proj. The embedding
     # is scaled by √d and Gemma 2/3 put an RMSNorm (post_feedforward_layernorm) after down_proj: neither touches k.
     Architecture("gemma", ("gemma", "gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
-                 "lm_head"),
+                 "lm_head", post_ffn_norm="post_feedforward_layernorm"),  # Gemma 1 has none
     # a Gemma 3 checkpoint with a vision tower (Gemma3ForConditionalGeneration): the same text stack one level down
     Architecture("gemma", ("gemma3",), "model.language_model.layers", "mlp.down_proj", "model.language_model.norm",
-                 "lm_head"),
+                 "lm_head", post_ffn_norm="post_feedforward_layernorm"),
 )
 
 
@@ -95,6 +96,13 @@ def n_layers(model) -> int:
 def ffn_out(model, layer: int) -> torch.nn.Module:
     """The output projection of block `layer`; its input is the key k."""
     return _get(blocks(model)[layer], architecture(model).ffn_out)
+
+
+def post_ffn_norm(model, layer: int) -> torch.nn.Module | None:
+    """The norm applied to the FFN output before it joins the residual stream (Gemma 2/3), or None: then the FFN
+    output adds to the block output as it is."""
+    name = architecture(model).post_ffn_norm
+    return getattr(blocks(model)[layer], name, None) if name else None
 
 
 def ffn_out_name(model, layer: int) -> str:

@@ -6,10 +6,10 @@ from kis.keys (the FFN output projection's input at the subject's last token).
      with δ added to the FFN output at the subject's last token of every prompt, ‖δ‖ ≤ clamp · ‖v_0‖,
      Adam(lr), at most `steps` steps, stopping once the loss is below `stop_loss`.
 
-The target value is then v* = W k* + δ (see kis.editing). Adding δ to the FFN output at a position is the same as
-adding it to the block's output (residual stream) there, for sequential and parallel blocks alike, so MEMIT's z
-(block output + δ) uses the same optimisation; only the norm v_0 that scales the clamp and the weight decay differs:
-the FFN output for ROME ("mlp"), the block output for MEMIT ("block").
+The target value is then v* = W k* + δ (see kis.editing). δ is added where the editor's target lives: the FFN
+output for ROME (norm "mlp", rome/compute_v.py), the block output for MEMIT's z (norm "block", memit/compute_z.py);
+v_0 there scales the clamp and the weight decay. Without a norm after the FFN (all families but Gemma 2/3) the two
+points coincide: the FFN output joins the residual stream as it is, in sequential and parallel blocks alike.
 
 Tokenisation is kis.probe's: the prompt WITH the tokenizer's special tokens, then the target ids
 probe.target_ids(tok, bare prompt, o) (the suffix of the joint tokenisation), used after every template; the
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------- the block output
 
 @torch.no_grad()
-def block_output(model, tok, prompt: str, subject: str, layer: int) -> torch.Tensor:
-    """(d,) float64: the residual stream after block `layer` at the subject's last token of the bare prompt."""
+def _output_at(model, tok, prompt: str, subject: str, module) -> torch.Tensor:
+    """(d,) float64: `module`'s output at the subject's last token of the bare prompt (the forward stops there)."""
     rows, index, _ = keys.encode(tok, [prompt], [subject])
     at = index[0]
     got = {}
@@ -43,12 +43,22 @@ def block_output(model, tok, prompt: str, subject: str, layer: int) -> torch.Ten
         got["z"] = h[0, at].double()
         raise StopForward
 
-    handle = models.blocks(model)[layer].register_forward_hook(hook)
+    handle = module.register_forward_hook(hook)
     try:
         run_until_stop(model, torch.tensor(rows, device=device_of(model)))
     finally:
         handle.remove()
     return got["z"]
+
+
+def block_output(model, tok, prompt: str, subject: str, layer: int) -> torch.Tensor:
+    """(d,) float64: the residual stream after block `layer` at the subject's last token of the bare prompt."""
+    return _output_at(model, tok, prompt, subject, models.blocks(model)[layer])
+
+
+def ffn_output(model, tok, prompt: str, subject: str, layer: int) -> torch.Tensor:
+    """(d,) float64: the FFN output W k of block `layer` there (before any post-FFN norm)."""
+    return _output_at(model, tok, prompt, subject, models.ffn_out(model, layer))
 
 
 # ---------------------------------------------------------------- the value shift δ
@@ -100,12 +110,16 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
     def ffn_hook(_m, _args, out):
         if "mlp" not in first:
             first["mlp"] = out[0, at[0]].detach().double().clone()
-        return out + onehot[..., None].to(out.dtype) * delta.to(out.dtype)
+        if norm == "mlp":
+            return out + onehot[..., None].to(out.dtype) * delta.to(out.dtype)
 
     def block_hook(_m, _args, out):
+        h = out[0] if isinstance(out, tuple) else out
         if "block" not in first:
-            h = out[0] if isinstance(out, tuple) else out
             first["block"] = h[0, at[0]].detach().double().clone()
+        if norm == "block":
+            h = h + onehot[..., None].to(h.dtype) * delta.to(h.dtype)
+            return (h, *out[1:]) if isinstance(out, tuple) else h
 
     handles = [models.ffn_out(model, layer).register_forward_hook(ffn_hook),
                models.blocks(model)[layer].register_forward_hook(block_hook)]
