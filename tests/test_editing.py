@@ -481,3 +481,22 @@ def test_memit_reaches_z_through_a_post_ffn_norm(family, monkeypatch):
         assert without > 0.3            # the norm rescales what MEMIT writes (measured: misses by 8.5 × |z − v0|)
     else:
         assert without == pytest.approx(with_map, abs=1e-9)  # no norm: the mapping is the identity
+
+
+def test_to_ffn_space_meets_an_unreachable_target_in_least_squares():
+    """An RMS norm cannot change its output's scale: a radial R is met in least squares, never by blowing m up
+    (a near-singular Jacobian once gave ‖ΔW‖ = 1e20 on Gemma-3-270M)."""
+    model, tok = tiny.model("gemma3")
+    fact = {"case_id": 0, "prompt": "{} is found in the", "subject": "The list"}
+    norm = models.post_ffn_norm(model, 1)
+    m = editing.vstar.ffn_output(model, tok, fact["prompt"], fact["subject"], 1)
+    with torch.no_grad():
+        y0 = norm(m.float()).double()
+    torch.manual_seed(0)
+    tangential = torch.randn_like(y0) * 0.05 * y0.norm()
+    R = (4.0 * y0 + tangential)[:, None]            # mostly "scale the output by 5": unreachable
+    dm = editing.to_ffn_space(model, tok, fact, 1, R)[:, 0]
+    assert torch.isfinite(dm).all() and float(dm.norm()) < 100 * float(m.norm())
+    with torch.no_grad():
+        miss = float((norm((m + dm).float()).double() - (y0 + R[:, 0])).norm())
+    assert miss < float(R.norm())                    # it still moves towards the target

@@ -345,7 +345,8 @@ def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int
     """Δm with norm(m + Δm) ≈ norm(m) + R, m the FFN output of the fact's bare prompt: the change of the FFN output
     that moves the block output by R (d × 1) where a norm sits between them (Gemma 2/3; MEMIT assumes none). Gauss-
     Newton, Δm ← Δm + J⁺ (norm(m) + R − norm(m + Δm)), J = ∂norm/∂m at m + Δm: least squares, since an RMS norm's
-    output cannot change its own scale. R itself where the FFN output joins the residual stream as it is."""
+    output cannot change its own scale (beyond its ε), and RMS(m + Δm) ≤ 10·max(RMS(m), √ε). R itself where the FFN
+    output joins the residual stream as it is."""
     norm = models.post_ffn_norm(model, layer)
     if norm is None:
         return R
@@ -358,12 +359,28 @@ def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int
     with torch.no_grad():
         target = f(m) + R[:, 0]
     dm = torch.zeros_like(m)
+    miss = target - f(m).detach()
+    eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-6)))
+    cap = 10 * max(float(m.pow(2).mean().sqrt()), eps ** 0.5)  # largest RMS of m + Δm
     for _ in range(iters):
-        miss = target - f(m + dm).detach()
         if float(miss.norm()) <= 1e-9 * float(target.norm()):
             break
         J = torch.autograd.functional.jacobian(f, m + dm).double()  # (d × d)
-        dm = dm + torch.linalg.pinv(J, rtol=1e-6) @ miss
+        # rtol 1e-3 drops the near-null radial direction (scale only moves the output through the norm's ε): a
+        # target off the reachable set is met in least squares, not by blowing m up
+        step = torch.linalg.pinv(J, rtol=1e-3) @ miss
+        for _ in range(10):  # backtracking: take a step only where it lowers the miss
+            new_miss = target - f(m + dm + step).detach()
+            if float(new_miss.norm()) < float(miss.norm()):
+                dm, miss = dm + step, new_miss
+                break
+            step = step / 2
+        else:
+            break
+        size = float((m + dm).pow(2).mean().sqrt())
+        if size > cap:  # past 10·√ε the output is saturated: more size only chases an asymptote (‖ΔW‖ → ∞)
+            dm = (m + dm) * (cap / size) - m
+            break
     return dm[:, None]
 
 
