@@ -9,26 +9,8 @@ import scipy.stats
 import torch
 
 from test_editing import spd, t
-from test_trajectory import TEMPLATES, hp_for, peaked_tiny, tiny_facts
-from kis import covariance, editing, editing_figures, forecast, io, keys, models, trajectory, vstar
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def covs():
-    from pydoc_data.topics import topics
-
-    model, tok = peaked_tiny()
-    texts = [v[:800] for _, v in sorted(topics.items())[:24]]
-    sums, n = covariance.collect(model, tok, texts, max_length=64, token_budget=1024)
-    return dict(enumerate(covariance.finalize(sums, n)))
+from test_trajectory import TEMPLATES, covs, hp_for, one_thread, peaked_tiny, tiny_facts  # noqa: F401 (fixtures)
+from kis import editing, editing_figures, forecast, io, keys, models, trajectory, vstar
 
 
 # ---------------------------------------------------------------- closed forms on random tensors

@@ -35,12 +35,12 @@ STYLES = {"rome": ("tab:red", "-", "o"), "r-rome": ("tab:orange", "-", "v"), "me
           "wilke": ("tab:brown", (0, (5, 1, 1, 1)), "P"), "kis": ("black", "-", "*")}
 
 
-def read_tables(paths) -> pd.DataFrame:
-    """The trajectory tables stacked, with the corpus behind each table's C (Parquet metadata) as `corpus_id`."""
+def _read(paths, needed, what: str) -> pd.DataFrame:
+    """Parquet tables stacked, each with the `needed` columns and its corpus_id (Parquet metadata) as a column."""
     frames = []
     for p in paths:
         f = pd.read_parquet(p)
-        missing = [c for c in NEEDED if c not in f.columns]
+        missing = [c for c in needed if c not in f.columns]
         if missing:
             raise FigureError(f"{p}: missing column(s) {missing}")
         if f.empty:
@@ -50,8 +50,13 @@ def read_tables(paths) -> pd.DataFrame:
             raise FigureError(f"{p}: metadata field corpus_id is missing (which corpus made C?)")
         frames.append(f.assign(corpus_id=str(corpus_id)))
     if not frames:
-        raise FigureError("no trajectory tables given")
+        raise FigureError(f"no {what} tables given")
     return pd.concat(frames, ignore_index=True)
+
+
+def read_tables(paths) -> pd.DataFrame:
+    """The trajectory tables stacked, with the corpus behind each table's C (Parquet metadata) as `corpus_id`."""
+    return _read(paths, NEEDED, "trajectory")
 
 
 def _methods(frame):
@@ -149,19 +154,7 @@ def run_trajectories(tables, png, csv, interference_png, interference_csv, label
 
 def read_forecasts(paths) -> pd.DataFrame:
     """The forecast tables (kis.forecast.FORECAST_COLUMNS) stacked, with their corpus_id (Parquet metadata)."""
-    frames = []
-    for p in paths:
-        f = pd.read_parquet(p)
-        missing = [c for c in forecast.FORECAST_COLUMNS if c not in f.columns]
-        if missing:
-            raise FigureError(f"{p}: missing column(s) {missing}")
-        corpus_id = io.read_parquet_metadata(p).get("corpus_id")
-        if not corpus_id:
-            raise FigureError(f"{p}: metadata field corpus_id is missing (which corpus made C?)")
-        frames.append(f.assign(corpus_id=str(corpus_id)))
-    if not frames:
-        raise FigureError("no forecast tables given")
-    return pd.concat(frames, ignore_index=True)
+    return _read(paths, forecast.FORECAST_COLUMNS, "forecast")
 
 
 def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int = 1000, seed: int = 0):
