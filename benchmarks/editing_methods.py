@@ -1,7 +1,14 @@
-"""ROME, r-ROME, MEMIT, AlphaEdit and DeltaEdit side by side on SmolLM2-135M: one edit stream, one held-out set.
+"""ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit, WilKE and kis side by side on SmolLM2-135M: one edit stream, one
+held-out set (and, for kis, one protected set disjoint from both).
 
     python benchmarks/editing_methods.py --out benchmarks/out/editing_methods.md [--edits 50] [--device cuda]
     python benchmarks/editing_methods.py --edits 2 --steps 0,1,2 --out /tmp/m.md      # CPU smoke test
+    python benchmarks/editing_methods.py --tiny llama --edits 4 --steps 0,4 --methods rome,wilke,kis --out /tmp/t.md
+        # a tiny random model (seconds): seconds per edit of each method relative to ROME
+
+Besides the table: the forecast of forgetting per method (kis.forecast: ROC AUC of the predicted displacement
+‖Σ_i Λ_i P_ij‖ for "held-out fact forgotten", bootstrap 95 % interval, and the share forgotten at the end among the
+pre-edit forecast's top decile) and the mean seconds per edit relative to ROME's.
 
 Needs only torch, transformers, safetensors, pandas, pyarrow (+ gguf to convert the PyPI SmolLM2 once; no
 snakemake). Every method starts from the same unedited model and edits the same seeded stream of facts SmolLM2 knows;
@@ -31,7 +38,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from bench_common import REPO, WIKI, smollm2, wiki_texts  # noqa: E402
 
-from kis import covariance, editing, knowledge, models, trajectory  # noqa: E402
+from kis import covariance, editing, forecast, knowledge, models, trajectory  # noqa: E402
 
 log = logging.getLogger("benchmarks.editing_methods")
 
@@ -69,13 +76,31 @@ def corpus_texts(corpus_file: str | None, n_texts: int) -> tuple[list[str], str]
 
 
 def stream_and_heldout(model, tok, facts_path: Path, max_facts: int, n_edits: int, n_test: int, seed: int,
-                       batch_size: int, device: str) -> tuple[list[dict], list[dict], int]:
-    """(edit stream, held-out facts, number known): a seeded split of the facts SmolLM2 knows."""
+                       batch_size: int, device: str, n_protected: int = 0, require_known: bool = True):
+    """(edit stream, held-out facts, protected facts, number eligible): a seeded split of the facts SmolLM2 knows
+    (all facts with require_known false, e.g. a tiny random model); the protected set (kis) is disjoint from both."""
     frame, _ = knowledge.load_facts({"source": "local", "path": str(facts_path), "max_records": max_facts})
-    ktab = knowledge.known_table(model, tok, frame[knowledge.FACT_COLUMNS], batch_size=batch_size, device=device)
-    known = ktab.case_id[ktab.known].tolist()
+    if require_known:
+        ktab = knowledge.known_table(model, tok, frame[knowledge.FACT_COLUMNS], batch_size=batch_size, device=device)
+        known = ktab.case_id[ktab.known].tolist()
+    else:
+        known = frame.case_id.tolist()
     edit_ids, test_ids = trajectory.split(known, n_edits, n_test, seed)
-    return (trajectory.facts_by_id(frame, edit_ids), trajectory.facts_by_id(frame, test_ids), len(known))
+    prot = trajectory.protected_split(known, n_edits, n_test, seed, n_protected) if n_protected else []
+    return (trajectory.facts_by_id(frame, edit_ids), trajectory.facts_by_id(frame, test_ids),
+            trajectory.facts_by_id(frame, prot), len(known))
+
+
+def forecast_table(frames, test_ids, n_boot: int = 1000) -> pd.DataFrame:
+    """Per method: forecast AUC [interval] over all recorded steps, top decile forgotten at the end, seconds per edit
+    and its ratio to ROME's."""
+    longs = [forecast.long_table(fr, test_ids) for fr in frames]
+    summ = forecast.summary(pd.concat(longs, ignore_index=True), n_boot=n_boot)
+    sec = {fr.method.iloc[0]: float(fr.seconds.sum()) / max(1, int(fr.step.max())) for fr in frames}
+    summ["seconds_per_edit"] = summ.method.map(sec)
+    rome = sec.get("rome")
+    summ["time_vs_rome"] = summ.seconds_per_edit / rome if rome else float("nan")
+    return summ.drop(columns=["model"])
 
 
 def table(frame: pd.DataFrame, steps) -> pd.DataFrame:
@@ -108,6 +133,9 @@ def main(argv=None):
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text for C")
     ap.add_argument("--fluency-prompts", type=int, default=1, help="generation prompts per held-out fact")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tiny", choices=["gpt2", "llama"], help="a tiny random model instead of SmolLM2 (timing only: "
+                                                              "it knows no facts, so every fact is eligible)")
+    ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the forecast AUC interval")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("kis.trajectory").setLevel(logging.WARNING)  # one line per edit is too much here
@@ -123,9 +151,17 @@ def main(argv=None):
 
     settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["editing"]
     t0 = time.perf_counter()
-    base, tok = smollm2(args.device)
+    if args.tiny:
+        sys.path.insert(0, str(REPO / "tests"))
+        import tiny
+
+        base, tok = tiny.model(args.tiny)
+        base.to(args.device)
+    else:
+        base, tok = smollm2(args.device)
+    model_key = f"tiny-{args.tiny}" if args.tiny else "smollm2-135m"
     n_layers, (_, d_ff) = models.n_layers(base), models.dims(base)
-    hps = {m: editing.resolve_hparams(settings, m, n_layers, ["smollm2-135m"], d_ff) for m in methods}
+    hps = {m: editing.resolve_hparams(settings, m, n_layers, [model_key], d_ff) for m in methods}
     layers = sorted({x for hp in hps.values() for x in ([hp["layer"]] if "layer" in hp else hp["layers"])})
 
     texts, corpus_id = corpus_texts(args.corpus_file, args.n_texts)
@@ -135,17 +171,21 @@ def main(argv=None):
     covs = {layer: covs_all[layer] for layer in layers}
     log.info("C of layers %s from %d tokens (%.0f s)", layers, count, time.perf_counter() - t0)
 
-    edits, test, n_known = stream_and_heldout(base, tok, Path(args.facts), args.max_facts, args.edits, args.n_test,
-                                              args.seed, 32, args.device)
-    log.info("%d known facts: %d edits, %d held out", n_known, len(edits), len(test))
+    n_prot = int(hps["kis"]["n_protected"]) if "kis" in hps else 0
+    edits, test, protected, n_known = stream_and_heldout(base, tok, Path(args.facts), args.max_facts, args.edits,
+                                                         args.n_test, args.seed, 32, args.device, n_prot,
+                                                         require_known=not args.tiny)
+    log.info("%d eligible facts: %d edits, %d held out, %d protected (kis)", n_known, len(edits), len(test),
+             len(protected))
     frames = []
     for method in methods:
         hp = hps[method]
         model = copy.deepcopy(base)
         ed = editing.make_editor(method, model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"],
-                                 float(settings.get("cov_ridge", 0.0)))
+                                 float(settings.get("cov_ridge", 0.0)),
+                                 protected=protected if method == "kis" else None)
         t1 = time.perf_counter()
-        fr = trajectory.run(model, tok, ed, edits, test, eval_every=max(1, args.edits), model_name="smollm2-135m",
+        fr = trajectory.run(model, tok, ed, edits, test, eval_every=max(1, args.edits), model_name=model_key,
                             max_neighborhood=settings.get("max_neighborhood", 10),
                             fluency_prompts=args.fluency_prompts,
                             fluency_max_len=int(settings.get("fluency_max_len", 100)), record_steps=set(steps))
@@ -156,14 +196,20 @@ def main(argv=None):
     allrows = pd.concat(frames, ignore_index=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    allrows.drop(columns=["interference_measured_keys", "interference_predicted_keys"]).to_csv(
-        out.with_suffix(".csv"), index=False)
+    lists = [c for c in allrows.columns if c.endswith(("_keys", "_facts")) or c == "edit_layers"]
+    allrows.drop(columns=lists).to_csv(out.with_suffix(".csv"), index=False)
+    fsum = forecast_table(frames, [f["case_id"] for f in test], args.n_boot)
     layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
-    head = (f"SmolLM2-135M-Instruct ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
-            f"known facts from {Path(args.facts).name}, {len(test)} held-out known facts (seed {args.seed}); C from "
+    name = f"tiny random {args.tiny}" if args.tiny else "SmolLM2-135M-Instruct"
+    known = "" if args.tiny else "known "
+    head = (f"{name} ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
+            f"{known}facts from {Path(args.facts).name}, {len(test)} held-out {known}facts (seed {args.seed}); C from "
             f"{count} tokens of {corpus_id}; {layer_note}; edited layers in fp32. Wall time "
             f"{time.perf_counter() - t0:.0f} s.\n\n")
     text = head + markdown(table(allrows, steps))
+    text += ("\nForecast of forgetting (AUC of the predicted displacement for 'held-out fact forgotten', all recorded "
+             "steps, 95 % bootstrap interval; top decile: share forgotten at the end among the 10 % of held-out facts "
+             "the pre-edit forecast ranks riskiest) and seconds per edit (relative to ROME):\n\n" + markdown(fsum))
     out.write_text(text)
     print(text)
     print(f"wrote {out} and {out.with_suffix('.csv')}")

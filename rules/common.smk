@@ -38,7 +38,7 @@ def get_final_output():
     final += [rules.select_items.output.table, rules.statistics.output.table]
     final += [f for targets in FIGURE_TARGETS.values() for f in targets]
     if "editing" in config:  # e.g. the paper's superposition study has none: no trajectories
-        final += list(rules.fig_trajectories.output)
+        final += list(rules.fig_trajectories.output) + list(rules.fig_forecast.output)
     return final
 
 

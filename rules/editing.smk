@@ -1,4 +1,4 @@
-# Lifelong editing trajectories (ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit): a seeded stream of known facts is edited one
+# Lifelong editing trajectories (ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit, WilKE, kis): a seeded stream of known facts is edited one
 # at a time; every eval_every edits one row records held-out confidence, retention, CounterFact success and the
 # interference on held-out keys, measured against the closed form Σ_i r_i P_ij (kis.editing, kis.trajectory).
 # Helpers edit_names / edit_settings (what a trajectory's params hold) are in rules/common.smk.
@@ -16,6 +16,8 @@ rule trajectory:
         facts=rules.facts.output.facts,
     output:
         table=f"{RESULTS}/trajectories/{{model}}/{{method}}.parquet",
+        # per held-out fact and recorded step: predicted / measured displacement, Δ log P(true) (kis.forecast)
+        forecast=f"{RESULTS}/trajectories/{{model}}/{{method}}.forecast.parquet",
     params:
         settings=lambda wc: canonical(edit_settings(wc)),
         names=edit_names,
@@ -57,7 +59,29 @@ rule fig_trajectories:
         "../workflow/scripts/fig_trajectories.py"
 
 
+rule fig_forecast:
+    localrule: True
+    input:
+        tables=expand(rules.trajectory.output.forecast, model=MODELS, method=EDIT_METHODS),
+    output:
+        png=report(f"{EDIT_FIG}/forecast.png", caption="../report/forecast.rst", category="editing"),
+        csv=report(f"{EDIT_FIG}/forecast.csv", caption="../report/forecast.rst", category="editing"),
+        summary_csv=report(f"{EDIT_FIG}/forecast_auc.csv", caption="../report/forecast.rst", category="editing"),
+    params:
+        labels=canonical(LABELS),
+        dpi=config["figures"]["dpi"],
+        n_boot=1000,  # bootstrap resamples of the AUC interval
+        seed=0,
+    log:
+        f"{LOGS}/fig_forecast/forecast.log",
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../workflow/scripts/fig_forecast.py"
+
+
 rule trajectories:
     localrule: True
     input:
         rules.fig_trajectories.output,
+        rules.fig_forecast.output,

@@ -313,10 +313,11 @@ def test_run_rule_writes_table_with_metadata_and_figures(tmp_path, covs):
                 "defaults": {"rome": {**HP, "nullspace_threshold": 0.0}}, "published": {},
                 "overrides": {"tiny-llama": {"rome": {"v_num_grad_steps": 5}}}}
     out = tmp_path / "traj" / "rome.parquet"
+    fc = tmp_path / "traj" / "rome.forecast.parquet"
     table, meta = trajectory.run_rule(manifest=tmp_path / "prepared" / "manifest.json", cov=tmp_path / "cov.safetensors",
                                       known=tmp_path / "known.parquet", facts=tmp_path / "facts.parquet", table=out,
                                       model="tiny-llama", method="rome", settings=settings, names=["tiny-llama"],
-                                      batch_size=32)
+                                      batch_size=32, forecast=fc)
     back = pd.read_parquet(out)
     pd.testing.assert_frame_equal(back, table)
     m = io.read_parquet_metadata(out)
@@ -325,6 +326,13 @@ def test_run_rule_writes_table_with_metadata_and_figures(tmp_path, covs):
     knowns = set(known.case_id[known.known])
     assert set(m["edit_case_ids"]) <= knowns and set(m["test_case_ids"]) <= knowns
     assert back.step.tolist() == [0, 2, 4]
+    # the per-fact forecast table: one row per (step > 0, held-out fact), the trajectory's per-key numbers
+    long = pd.read_parquet(fc)
+    assert long.case_id.tolist() == m["test_case_ids"] * 2 and long.step.tolist() == [2] * 3 + [4] * 3
+    np.testing.assert_allclose(long[long.step == 4].predicted, back.interference_predicted_keys.iloc[-1])
+    np.testing.assert_allclose(long[long.step == 4].delta_logp_true, np.subtract(
+        back.heldout_logp_true_facts.iloc[-1], back.heldout_logp_true_facts.iloc[0]))
+    assert io.read_parquet_metadata(fc)["corpus_id"] == "pydoc-test"
 
     # the figure CSVs carry exactly the table's numbers
     png, csv, ipng, icsv = (tmp_path / "fig" / n for n in ("t.png", "t.csv", "i.png", "i.csv"))

@@ -11,6 +11,9 @@ MEMIT (keys K f×n, residuals R d×n, spread over layers): ΔW = R ((λC + K K�
     R (C⁻¹k)ᵀ / (λ + kᵀC⁻¹k) — the ROME form again, so the interference formula holds per layer.
 AlphaEdit: P = U₀U₀ᵀ (eigenvectors of C with eigenvalue < threshold), G = Σ_prev K Kᵀ,
     ΔW = R ((P (K Kᵀ + G) + l2·I)⁻¹ P K)ᵀ — not of the ROME form: the formula becomes a prediction to test.
+WilKE / kis: per edit one layer of a candidate window, chosen by a score computed before writing (WilKE: the paper's
+    pattern matching degree; kis: the predicted damage ‖r‖ Σ_j |P_ij| on protected known facts), then the r-ROME
+    update there (LayerChoosingROME).
 DeltaEdit: AlphaEdit, plus, when the drift score s = ‖A k‖ of the accumulated update A on the new key leaves
     μ ± α·σ (EMA mean and deviation of earlier scores), δ is kept orthogonal to the column space of [A k, A].
 
@@ -35,8 +38,9 @@ from .probe import device_of
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rome", "r-rome", "memit", "alphaedit", "deltaedit")
+METHODS = ("rome", "r-rome", "memit", "alphaedit", "deltaedit", "wilke", "kis")
 ROME_FAMILY = ("rome", "r-rome")          # one layer, v* from the δ at the FFN output
+LAYER_CHOOSING = ("wilke", "kis")         # a ROME-style edit at one layer per edit, chosen from a window
 # a window of layers; the order says whose published window another method borrows
 WINDOW_FAMILY = ("alphaedit", "memit", "deltaedit")
 
@@ -243,7 +247,8 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: 
 
 
 TABLE_KEYS = ("layer", "layers", "mom2_update_weight", "v_lr", "v_num_grad_steps", "v_weight_decay",
-              "clamp_norm_factor", "kl_factor", "mom2_adjustment", "nullspace_threshold", "L2", "var", "space")
+              "clamp_norm_factor", "kl_factor", "mom2_adjustment", "nullspace_threshold", "L2", "var", "space",
+              "n_protected", "per_layer_vstar")
 
 
 def hparams_table(settings: dict, model_specs: dict) -> tuple[list[dict], list[str]]:
@@ -329,6 +334,7 @@ class EditResult:
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
     direction: torch.Tensor | None = None  # (f,) u_i: ΔW_i = ρ_i u_iᵀ at the measure layer
+    layer: int | None = None               # the layer of key / residual / direction (None: the measure layer)
 
 
 def _apply(model, layer: int, dW: torch.Tensor, where: str) -> None:
@@ -556,10 +562,147 @@ class DeltaEdit(AlphaEdit):
             self.A += dW
 
 
-EDITORS = {cls.name: cls for cls in (ROME, RROME, MEMIT, AlphaEdit, DeltaEdit)}  # keyed as METHODS (tested)
+# ---------------------------------------------------------------- one layer per edit, chosen from a window
+
+def wilke_score(delta_norm: float, w_fro: float, k_norm: float) -> float:
+    """WilKE's pattern matching degree of a layer (lower: better matched): ‖δ_l‖ · ‖W_l‖²_F / ‖k_l‖²."""
+    return float(delta_norm) * float(w_fro) ** 2 / float(k_norm) ** 2
 
 
-def make_editor(method: str, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0):
+def predicted_damage(r: torch.Tensor, u: torch.Tensor, k: torch.Tensor, K_prot: torch.Tensor) -> float:
+    """Σ_j ‖r P_j‖ = ‖r‖ Σ_j |uᵀk_j| / |uᵀk| over protected keys K_prot (f × m): what a rank-one edit ΔW = ρ uᵀ
+    with residual r = ΔW k moves the protected keys, summed (the paper's Σ_j |Λ_i P_ij|)."""
+    P = (u.double() @ K_prot.double()) / (u.double() @ k.double())
+    return float(r.double().norm() * P.abs().sum())
+
+
+class LayerChoosingROME(ROME):
+    """ROME-style editing at one layer per edit, chosen from hp['layers'] (every candidate needs its C) by the
+    lowest `score` computed before writing; then the r-ROME closed form at that layer (v* = W k₀ + δ written at
+    the template-mean key k̄, u = C⁻¹k̄; hp write_at: prompt writes at k₀ as ROME). Subclasses define score().
+    per_layer_vstar (default true): δ optimised at every candidate layer (cost ≈ |window| ROME edits); false: one δ
+    at the nominal layer (the window's last) scores every candidate (first order: W_l k₀ + δ is the value wanted at
+    layer l), and δ is optimised again only at the chosen layer when it differs (≤ 2 ROME edits)."""
+
+    def __init__(self, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0):
+        self.model, self.tok, self.hp = model, tok, hp
+        self.templates, self.kl_prompt = list(templates), kl_prompt
+        template_groups(self.templates)
+        self.layers = sorted(int(x) for x in hp["layers"])
+        self.measure_layers = list(self.layers)   # each edit lands in one of them: interference over all
+        self.measure_layer = self.layers[0]
+        self.nominal = self.layers[-1]
+        self.precision = keep_fp32(model, self.layers)
+        dev = device_of(model)
+        self.chol = {layer: cholesky(covs[layer].to(dev), ridge, f"layer {layer}: ") for layer in self.layers}
+        self.per_layer_vstar = bool(hp.get("per_layer_vstar", True))
+
+    def _delta(self, fact, layer):
+        res = vstar.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
+                                   target=fact["target_new"], layer=layer, templates=self.templates, hp=self.hp,
+                                   kl_prompt=self.kl_prompt, norm="mlp")
+        if not bool(torch.isfinite(res.delta).all()):
+            raise EditDiverged(f"{self.name} case {fact['case_id']}: non-finite δ at layer {layer}")
+        return res
+
+    def candidate(self, layer: int, k: torch.Tensor, k0: torch.Tensor, delta: torch.Tensor) -> dict:
+        """The ROME-style update at `layer` (not applied): W, u, ΔW and the residual r = ΔW k̄."""
+        W = models.ffn_weight(self.model, layer).detach().double()
+        at = k0 if self.hp.get("write_at", "mean") == "prompt" else k
+        _lam, u, dW = rome_update(W, self.chol[layer], at, W @ k0 + delta, k_dir=k)
+        return {"layer": layer, "k": k, "k0": k0, "W": W, "u": u, "dW": dW, "r": dW @ k, "delta": delta}
+
+    def score(self, cand: dict) -> float:
+        raise NotImplementedError
+
+    def edit(self, fact: dict) -> EditResult:
+        t0 = time.perf_counter()
+        where = f"{self.name} case {fact['case_id']}"
+        kbar = keys.averaged(self.model, self.tok, [fact["prompt"]], [fact["subject"]], layers=self.layers,
+                             templates=self.templates, where=f"case {fact['case_id']}: ")[:, 0]
+        k0s = keys.averaged(self.model, self.tok, [fact["prompt"]], [fact["subject"]], layers=self.layers,
+                            where=f"case {fact['case_id']}: ")[:, 0]
+        dev = device_of(self.model)
+        res = {} if self.per_layer_vstar else {self.nominal: self._delta(fact, self.nominal)}
+        cands, scores = [], []
+        for i, layer in enumerate(self.layers):
+            if self.per_layer_vstar:
+                res[layer] = self._delta(fact, layer)
+            delta = res[layer if self.per_layer_vstar else self.nominal].delta
+            cands.append(self.candidate(layer, kbar[i].to(dev), k0s[i].to(dev), delta))
+            scores.append(self.score(cands[-1]))
+        best = min(range(len(cands)), key=lambda i: scores[i])
+        c = cands[best]
+        if c["layer"] not in res:  # shared δ: optimise the chosen layer's own
+            res[c["layer"]] = self._delta(fact, c["layer"])
+            c = self.candidate(c["layer"], c["k"], c["k0"], res[c["layer"]].delta)
+        _apply(self.model, c["layer"], c["dW"], where)
+        r = res[c["layer"]]
+        info = {"steps": r.steps, "nll": r.nll, "layer": c["layer"],
+                "scores": {int(layer): float(s) for layer, s in zip(self.layers, scores)}}
+        return EditResult(int(fact["case_id"]), c["k"], c["r"], r.prob, float(c["delta"].norm()),
+                          seconds=time.perf_counter() - t0, info=info, direction=c["u"], layer=c["layer"])
+
+
+class WilKE(LayerChoosingROME):
+    """WilKE (Hu et al. 2024, arXiv 2402.10987): per edit, the layer whose pattern best matches the fact, then a
+    ROME-style edit there. The paper's text was not readable here; its criterion as a public summary of the paper
+    states it (themoonlight.io review of arXiv 2402.10987) is l* = argmin_l ‖δ_l‖ · ‖W_l‖²_F / ‖σ(x W_fc^l)‖²:
+    δ_l the value shift found at layer l (v* optimisation), W_l the FFN output projection, σ(x W_fc^l) = k_l the
+    fact's key there (wilke_score). Our closest reading: δ_l, k_l = k̄_l as this workflow's ROME (template mean),
+    candidates = the window (not every layer, for cost), and the r-ROME closed form at l* (see LayerChoosingROME).
+    Always per-layer δ (the score needs every δ_l)."""
+    name = "wilke"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.per_layer_vstar = True
+
+    def score(self, cand):
+        return wilke_score(float(cand["delta"].norm()), float(cand["W"].norm()), float(cand["k"].norm()))
+
+
+class KIS(LayerChoosingROME):
+    """Superposition-aware editing (this workflow): per edit, the candidate layer l of least predicted damage on a
+    protected set of known facts (never the held-out ones), computed before writing:
+        l* = argmin_l ‖r_l‖ Σ_j |P_lj|,  P_lj = u_lᵀk_j / u_lᵀk̄_l,  u_l = C_l⁻¹k̄_l,  r_l = ΔW_l k̄_l
+    (the paper's Σ_j |Λ_i P_ij| of the update this edit needs at l), then the r-ROME update at l*. The protected
+    keys k_j (bare prompt, subject's last token, every candidate layer) are taken once from the unedited model."""
+    name = "kis"
+
+    def __init__(self, model, tok, covs, hp, templates, kl_prompt="{} is a", ridge: float = 0.0, protected=None):
+        super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
+        if not protected:
+            raise ValueError("kis needs a protected set of known facts (disjoint from the edits and the held-out set)")
+        self.protected_ids = [int(f["case_id"]) for f in protected]
+        K = keys.averaged(model, tok, [f["prompt"] for f in protected], [f["subject"] for f in protected],
+                          layers=self.layers, where="protected facts: ")
+        dev = device_of(model)
+        self.K_prot = {layer: K[i].to(dev).T for i, layer in enumerate(self.layers)}  # f × m
+        log.info("kis: %d protected facts, candidate layers %s", len(protected), self.layers)
+
+    def score(self, cand):
+        return predicted_damage(cand["r"], cand["u"], cand["k"], self.K_prot[cand["layer"]])
+
+
+def check_protected(protected_ids, heldout_ids) -> None:
+    """The protected set (kis tunes its layer choice on it) must never meet the held-out set (scored)."""
+    both = sorted(set(int(i) for i in protected_ids) & set(int(i) for i in heldout_ids))
+    if both:
+        raise ValueError(f"the protected set and the held-out set share {len(both)} fact(s) (case ids {both[:5]}): "
+                         "kis would be tuned on what is scored")
+
+
+EDITORS = {cls.name: cls for cls in (ROME, RROME, MEMIT, AlphaEdit, DeltaEdit, WilKE, KIS)}  # as METHODS (tested)
+
+
+def make_editor(method: str, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0,
+                protected=None):
+    """The editor of `method`; protected: the known facts kis protects (other methods take none)."""
     if method not in EDITORS:
         raise ValueError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "kis":
+        return KIS(model, tok, covs, hp, templates, kl_prompt, ridge, protected=protected)
+    if protected:
+        log.info("%s takes no protected set: %d protected facts ignored", method, len(protected))
     return EDITORS[method](model, tok, covs, hp, templates, kl_prompt, ridge)

@@ -3,7 +3,9 @@
 trajectory_figure: unrelated-knowledge confidence (mean held-out P(target_true)), retention of earlier edits and
 efficacy against the number of edits; one row of panels per model, one line per method; a diverged trajectory
 ends in a cross. interference_figure: measured ‖(W_n − W_0) k_j‖ against the closed form ‖Σ_i r_i P_ij‖ for every
-held-out key j at every recorded step, with y = x.
+held-out key j at every recorded step, with y = x. forecast_figure: the closed form's predicted displacement of each
+held-out fact's key against the change of its log P(true), all steps, a panel per model, the ROC AUC of the
+prediction for "forgotten" (kis.forecast) per method in the legend.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import io  # noqa: E402
+from . import forecast, io  # noqa: E402
 from .figures import FigureError, corpus_note, save  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -29,15 +31,16 @@ NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS),
 # figure rules' env lacks; tests/test_editing.py checks the two agree). Methods often coincide (efficacy 1.0 for
 # all): distinct dashes and markers keep every line visible.
 STYLES = {"rome": ("tab:red", "-", "o"), "r-rome": ("tab:orange", "-", "v"), "memit": ("tab:blue", "--", "s"),
-          "alphaedit": ("tab:green", "-.", "^"), "deltaedit": ("tab:purple", ":", "D")}
+          "alphaedit": ("tab:green", "-.", "^"), "deltaedit": ("tab:purple", ":", "D"),
+          "wilke": ("tab:brown", (0, (5, 1, 1, 1)), "P"), "kis": ("black", "-", "*")}
 
 
-def read_tables(paths) -> pd.DataFrame:
-    """The trajectory tables stacked, with the corpus behind each table's C (Parquet metadata) as `corpus_id`."""
+def _read(paths, needed, what: str) -> pd.DataFrame:
+    """Parquet tables stacked, each with the `needed` columns and its corpus_id (Parquet metadata) as a column."""
     frames = []
     for p in paths:
         f = pd.read_parquet(p)
-        missing = [c for c in NEEDED if c not in f.columns]
+        missing = [c for c in needed if c not in f.columns]
         if missing:
             raise FigureError(f"{p}: missing column(s) {missing}")
         if f.empty:
@@ -47,8 +50,13 @@ def read_tables(paths) -> pd.DataFrame:
             raise FigureError(f"{p}: metadata field corpus_id is missing (which corpus made C?)")
         frames.append(f.assign(corpus_id=str(corpus_id)))
     if not frames:
-        raise FigureError("no trajectory tables given")
+        raise FigureError(f"no {what} tables given")
     return pd.concat(frames, ignore_index=True)
+
+
+def read_tables(paths) -> pd.DataFrame:
+    """The trajectory tables stacked, with the corpus behind each table's C (Parquet metadata) as `corpus_id`."""
+    return _read(paths, NEEDED, "trajectory")
 
 
 def _methods(frame):
@@ -142,3 +150,51 @@ def run_trajectories(tables, png, csv, interference_png, interference_csv, label
     save(fig, data, png, csv, dpi, float_format=None)
     fig, pts = interference_figure(frame, labels)
     save(fig, pts, interference_png, interference_csv, dpi, float_format=None)
+
+
+def read_forecasts(paths) -> pd.DataFrame:
+    """The forecast tables (kis.forecast.FORECAST_COLUMNS) stacked, with their corpus_id (Parquet metadata)."""
+    return _read(paths, forecast.FORECAST_COLUMNS, "forecast")
+
+
+def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int = 1000, seed: int = 0):
+    """(Figure, summary): predicted ‖Σ_i Λ_i P_ij‖ (log x) against Δ log P(true) for every held-out fact and recorded
+    step, a panel per model, a colour per method; forgotten facts (lost correctness) drawn as crosses. The legend
+    gives each method's forecast AUC [95 % bootstrap] and the pre-edit top-decile share forgotten (summary rows)."""
+    labels = labels or {}
+    summ = forecast.summary(long, n_boot, seed)
+    model_list = list(dict.fromkeys(long.model))
+    fig, axes = plt.subplots(1, len(model_list), figsize=(5.0 * len(model_list), 4.2), squeeze=False)
+    for c, model in enumerate(model_list):
+        ax = axes[0, c]
+        sub = long[(long.model == model) & (long.status == "ok")]
+        for method in _methods(sub):
+            s = sub[(sub.method == method) & (sub.predicted > 0)]
+            colour = STYLES.get(method, (None,))[0]
+            row = summ[(summ.model == model) & (summ.method == method)].iloc[0]
+            label = (f"{method}: AUC {row.auc:.2f} [{row.auc_lo:.2f}, {row.auc_hi:.2f}], "
+                     f"top decile {row.top_decile_forgotten:.2f}")
+            ax.scatter(s.predicted[~s.forgotten], s.delta_logp_true[~s.forgotten], s=8, alpha=0.5, color=colour,
+                       label=label)
+            ax.scatter(s.predicted[s.forgotten], s.delta_logp_true[s.forgotten], s=18, marker="x", color=colour)
+        if len(sub[sub.predicted > 0]):
+            ax.set_xscale("log")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlabel("predicted displacement ‖Σ_i Λ_i P_ij‖")
+        ax.set_ylabel("Δ log P(true) since step 0")
+        ax.set_title(f"{labels.get(model, model)} (×: forgotten)", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Forecast of forgetting on held-out facts\n{corpus_note(long['corpus_id'])}", fontsize=10)
+    fig.tight_layout()
+    return fig, summ
+
+
+def run_forecast(tables, png, csv, summary_csv, labels=None, dpi: int = 300, n_boot: int = 1000,
+                 seed: int = 0) -> None:
+    """Rule fig_forecast: the forecast figure, its points (csv) and the AUC per method (summary_csv)."""
+    long = read_forecasts(tables)
+    fig, summ = forecast_figure(long, labels, n_boot, seed)
+    save(fig, long.drop(columns=["corpus_id"]), png, csv, dpi, float_format=None)
+    with io.atomic_path(summary_csv) as tmp:
+        summ.to_csv(tmp, index=False)

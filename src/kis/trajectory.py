@@ -32,7 +32,8 @@ TRAJECTORY_COLUMNS = {
     "step": "edits applied so far (0: the unedited model)",
     "method": " | ".join(editing.METHODS),
     "model": "config key of the model",
-    "layer": "measure layer: the edited layer (ROME) or the first layer of the range (MEMIT family)",
+    "layer": "measure layer: the edited layer (ROME), the first layer of the range (MEMIT family) or of the "
+             "candidate window (wilke, kis: their interference columns cover every candidate layer)",
     "status": "ok | diverged (the trajectory stops at the first diverged edit; its row has the reason)",
     "reason": "why an edit diverged ('' when ok)",
     "case_id": "case id of the last edit of this step ('' at step 0)",
@@ -64,6 +65,13 @@ TRAJECTORY_COLUMNS = {
     "interference_predicted_keys": "list: ‖Σ_i r_i P_ij‖ per held-out key (direction actually used)",
     "n_triggered": "DeltaEdit: edits so far whose δ was orthogonalised (0 for other methods)",
     "seconds": "wall seconds of the edits of this step",
+    # per held-out fact (the forecast of forgetting, kis.forecast; added after the columns above, which are unchanged)
+    "heldout_logp_true_facts": "list: log P(target_true | prompt) per held-out fact (order of test_case_ids)",
+    "heldout_correct_facts": "list: whether target_true is the teacher-forced argmax at every token, per held-out fact",
+    "prior_risk_facts": "list: pre-edit forecast per held-out fact, sqrt(Σ_i P_ij²) over the planned stream's keys at "
+                        "the measure layer (unedited model; prior_risk)",
+    "edit_layers": "list: the layer each edit of this step wrote (its key, residual and direction; wilke / kis choose "
+                   "one per edit)",
 }
 
 
@@ -84,6 +92,20 @@ def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], li
     order = np.random.RandomState(seed).permutation(len(ids))
     perm = [ids[i] for i in order]
     return perm[:n_edits], perm[n_edits:n_edits + n_test]
+
+
+def protected_split(case_ids, n_edits: int, n_test: int, seed: int, n_protected: int) -> list[int]:
+    """The protected set of kis: the next n_protected case ids of split's seeded permutation after the edit stream
+    and the held-out set (so neither changes with it); fewer, with a warning, when the facts run out."""
+    edit_ids, test_ids = split(case_ids, n_edits, n_test, seed)
+    ids = [int(c) for c in case_ids]
+    used = set(edit_ids) | set(test_ids)
+    rest = [ids[i] for i in np.random.RandomState(seed).permutation(len(ids)) if ids[i] not in used]
+    if len(rest) < n_protected:
+        log.warning("only %d eligible facts left for a protected set of %d", len(rest), n_protected)
+    out = rest[:n_protected]
+    editing.check_protected(out, test_ids)
+    return out
 
 
 # ---------------------------------------------------------------- scoring
@@ -187,7 +209,9 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
     by = {tag: (m, s, h) for tag, m, s, h in zip(tags, mean_lp, sum_lp, hit)}
     nan = float("nan")
     gen = fluency_prompts != 0
-    out = {"heldout_p_true": float(np.mean([np.exp(by[("test", j, 0, "true")][1]) for j in range(len(test))]))
+    out = {"heldout_logp_true_facts": [float(by[("test", j, 0, "true")][1]) for j in range(len(test))],
+           "heldout_correct_facts": [bool(by[("test", j, 0, "true")][2]) for j in range(len(test))],
+           "heldout_p_true": float(np.mean([np.exp(by[("test", j, 0, "true")][1]) for j in range(len(test))]))
            if test else nan,
            "heldout_logp_true": float(np.mean([by[("test", j, 0, "true")][1] for j in range(len(test))]))
            if test else nan,
@@ -240,6 +264,15 @@ def interference(U, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.n
     return meas.norm(dim=0).cpu().numpy(), pred.norm(dim=0).cpu().numpy(), (meas - pred).norm(dim=0).cpu().numpy()
 
 
+def prior_risk(L, K_plan: torch.Tensor, K_test: torch.Tensor) -> np.ndarray:
+    """Pre-edit forecast of forgetting per held-out key j: sqrt(Σ_i P_ij²), P_ij = (C⁻¹k_i)ᵀk_j / (C⁻¹k_i)ᵀk_i over
+    the planned stream's keys k_i (columns of K_plan, f × n) taken from the unedited model. First order: if every
+    edit's residual Λ_i had one norm λ̂ (e.g. from one v* at the nominal layer) and independent directions,
+    E‖Σ_i Λ_i P_ij‖² = λ̂² Σ_i P_ij²; λ̂ does not change the ranking, so it is left out."""
+    P = editing.p_matrix(editing.whiten(L, K_plan), K_plan.double(), K_test.double())
+    return P.pow(2).sum(0).sqrt().cpu().numpy()
+
+
 def _rel(err, meas, how) -> float:
     return float(how(err / np.maximum(meas, 1e-300))) if len(meas) else float("nan")
 
@@ -250,30 +283,46 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
         fluency_max_len: int = 100, record_steps=None, progress=None) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
-    when given (and at step 0 and after the last edit)."""
+    when given (and at step 0 and after the last edit). The interference is measured at the editor's
+    measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
+    displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact."""
+    if getattr(editor, "protected_ids", None) is not None:
+        editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
     ml = editor.measure_layer
-    layers = sorted(set(editor.layers) | {ml})
+    mls = list(getattr(editor, "measure_layers", [ml]))
+    layers = sorted(set(editor.layers) | set(mls))
     W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in layers}
+    dev = probe.device_of(model)
     # held-out keys of the prompts the metrics evaluate: bare prompt, subject's last token (as the paper's P)
-    K_test = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=[ml],
-                           batch_size=batch_size)[0].to(probe.device_of(model)).T  # f × m
-    L = editor.chol[ml]
-    edit_keys, resids, dirs, done, window = [], [], [], [], []
-    rows, n_triggered = [], 0
+    Kt = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=mls,
+                       batch_size=batch_size)
+    K_test = {layer: Kt[i].to(dev).T for i, layer in enumerate(mls)}  # f × m
+    # the pre-edit forecast: the planned stream's keys at the measure layer, from the unedited model
+    K_plan = keys.averaged(model, tok, [f["prompt"] for f in edits], [f["subject"] for f in edits], layers=[ml],
+                           batch_size=batch_size)[0].to(dev).T
+    risk = prior_risk(editor.chol[ml], K_plan, K_test[ml]).tolist() if edits else [0.0] * len(test)
+    edit_keys, resids, dirs = ({layer: [] for layer in mls} for _ in range(3))
+    done, window, rows, n_triggered = [], [], [], 0
     log.info("%s on %s: layers %s (measure layer %d), edited weights in %s (model %s)", editor.name, model_name,
              editor.layers, ml, editor.precision["edited_dtype"], editor.precision["model_dtype"])
 
     def row(step, status="ok", reason=""):
         dW = {layer: models.ffn_weight(model, layer).detach().double() - W0[layer] for layer in layers}
-        zero = np.zeros(K_test.shape[1])
-        meas = pred = err = pred_c = zero
-        if edit_keys:
-            K_edit, R, U = torch.stack(edit_keys, 1), torch.stack(resids, 1), torch.stack(dirs, 1)
-            meas, pred, err = interference(U, K_edit, R, K_test, dW[ml])
-            pred_c = interference(editing.whiten(L, K_edit), K_edit, R, K_test, dW[ml])[1]
+        sq = np.zeros((4, len(test)))  # squared norms of measured, predicted, error, predicted with C⁻¹k
+        for layer in mls:
+            if edit_keys[layer]:
+                K_edit, R = torch.stack(edit_keys[layer], 1), torch.stack(resids[layer], 1)
+                U = torch.stack(dirs[layer], 1)
+                got = interference(U, K_edit, R, K_test[layer], dW[layer])
+                got_c = interference(editing.whiten(editor.chol[layer], K_edit), K_edit, R, K_test[layer],
+                                     dW[layer])[1]
+                sq += np.stack([*got, got_c]) ** 2
+        meas, pred, err, pred_c = np.sqrt(sq)
+        any_edit = any(edit_keys[layer] for layer in mls)
         r = {"step": step, "method": editor.name, "model": model_name, "layer": ml, "status": status,
              "reason": reason, "case_id": str(done[-1]["case_id"]) if done else "",
              **evaluate(model, tok, done, test, max_neighborhood, batch_size, fluency_prompts, fluency_max_len),
+             "prior_risk_facts": risk, "edit_layers": [w[4] for w in window],
              "new_edit_efficacy": float(np.mean([w[0] for w in window])) if window else float("nan"),
              "new_edit_p_new": float(np.mean([w[1] for w in window])) if window else float("nan"),
              "v_prob": float(np.mean([w[2] for w in window])) if window else float("nan"),
@@ -281,8 +330,8 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
              "interference_measured": float(meas.mean()) if len(meas) else float("nan"),
              "interference_predicted": float(pred.mean()) if len(pred) else float("nan"),
              "interference_predicted_c": float(pred_c.mean()) if len(pred_c) else float("nan"),
-             "interference_rel_error_median": _rel(err, meas, np.median) if edit_keys else float("nan"),
-             "interference_rel_error_max": _rel(err, meas, np.max) if edit_keys else float("nan"),
+             "interference_rel_error_median": _rel(err, meas, np.median) if any_edit else float("nan"),
+             "interference_rel_error_max": _rel(err, meas, np.max) if any_edit else float("nan"),
              "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
              "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
         return r
@@ -294,16 +343,20 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
         except (editing.EditDiverged, torch.linalg.LinAlgError) as e:
             log.warning("%s: edit %d (case %s) diverged: %s — trajectory stops here", editor.name, n,
                         fact["case_id"], e)
-            window.append((False, float("nan"), float("nan"), 0.0))
+            window.append((False, float("nan"), float("nan"), 0.0, -1))
             rows.append({**row(n, "diverged", str(e)), "case_id": str(fact["case_id"])})
             break
-        edit_keys.append(res.key)
-        resids.append(res.residual)
-        dirs.append(res.direction)
+        at = ml if res.layer is None else int(res.layer)
+        if at not in edit_keys:
+            raise ValueError(f"{editor.name}: edit of case {fact['case_id']} wrote layer {at}, not one of the measure "
+                             f"layers {mls}")
+        edit_keys[at].append(res.key)
+        resids[at].append(res.residual)
+        dirs[at].append(res.direction)
         done.append(fact)
         n_triggered += int(res.triggered)
         ok, p_new = immediate(model, tok, fact)
-        window.append((ok, p_new, res.v_prob, res.seconds))
+        window.append((ok, p_new, res.v_prob, res.seconds, at))
         log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", editor.name, n, len(edits),
                  fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
         due = n in record_steps if record_steps is not None else n % eval_every == 0
@@ -338,8 +391,9 @@ def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
 
 
 def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, settings: dict, names, batch_size: int,
-             device="cpu", logger=None):
-    """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet (`table`).
+             forecast=None, device="cpu", logger=None):
+    """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet (`table`) and, when
+    given, the per-fact forecast table beside it (`forecast`, kis.forecast.long_table).
 
     settings: the editing section's settings of this trajectory (rules/common.smk edit_settings, every key given);
     names: what editing.published / overrides may call the model (config key, hub id, ...); batch_size: sequences
@@ -364,6 +418,8 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     seed = int(settings["seed"])
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
+    protected_ids = protected_split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed,
+                                    int(hp["n_protected"])) if method == "kis" else []
     logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
     layers = [hp["layer"]] if method in editing.ROME_FAMILY else hp["layers"]
     logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
@@ -372,7 +428,7 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     templates = list(settings["context_templates"])
     torch.manual_seed(seed)
     editor = editing.make_editor(method, net, tok, covs, hp, templates, settings["kl_prompt"],
-                                 float(settings["cov_ridge"]))
+                                 float(settings["cov_ridge"]), protected=facts_by_id(frame, protected_ids))
     t0 = time.perf_counter()
 
     def progress(r):
@@ -390,7 +446,12 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
             "hparams": {k: v for k, v in hp.items()}, "context_templates": templates, "layers": list(layers),
             "precision": editor.precision,
-            "edit_case_ids": edit_ids, "test_case_ids": test_ids, "facts_source": fmeta.get("source"),
+            "edit_case_ids": edit_ids, "test_case_ids": test_ids, "protected_case_ids": protected_ids,
+            "facts_source": fmeta.get("source"),
             "n_edits": len(edit_ids), "n_test": len(test_ids), "diverged": bool((rows.status != "ok").any())}
     write_parquet(rows, table, metadata=meta)
+    if forecast is not None:
+        from . import forecast as fc
+
+        write_parquet(fc.long_table(rows, test_ids), forecast, metadata=meta)
     return rows, meta
