@@ -22,3 +22,22 @@ def tiny_run(tmp_path_factory):
     config = wf.dot_test(tmp_path_factory.mktemp("tiny_run"))
     wf.snakemake(config, "--cores", "2")
     return config
+
+
+@pytest.fixture
+def one_thread():
+    """The test machine's 2 cores are shared: one torch thread is much faster than two fighting ones."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def covs():
+    """C of every layer of editfix.peaked_tiny()."""
+    import editfix
+
+    return editfix.tiny_covs()

@@ -9,20 +9,11 @@ import torch
 import yaml
 
 import tiny
+from editfix import spd, t
 from wf import REPO
 from kis import editing, keys, models
 
 REPO_CONFIG = REPO / "config" / "config.yaml"
-
-
-def spd(f, rng, cond=1e3):
-    Q, _ = np.linalg.qr(rng.standard_normal((f, f)))
-    ev = np.geomspace(1.0, 1.0 / cond, f)
-    return (Q * ev) @ Q.T
-
-
-def t(x):
-    return torch.tensor(x, dtype=torch.float64)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

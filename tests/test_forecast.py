@@ -8,9 +8,10 @@ import pytest
 import scipy.stats
 import torch
 
-from test_editing import spd, t
-from test_trajectory import TEMPLATES, covs, hp_for, one_thread, peaked_tiny, tiny_facts  # noqa: F401 (fixtures)
+from editfix import TEMPLATES, hp_for, peaked_tiny, spd, t, tiny_facts
 from kis import editing, editing_figures, forecast, io, keys, models, trajectory, vstar
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- closed forms on random tensors
