@@ -177,6 +177,32 @@ def main(argv=None):
                                                          require_known=not args.tiny)
     log.info("%d eligible facts: %d edits, %d held out, %d protected (kis)", n_known, len(edits), len(test),
              len(protected))
+    def write_tables(frames, done: bool):
+        allrows = pd.concat(frames, ignore_index=True)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lists = [c for c in allrows.columns if c.endswith(("_keys", "_facts")) or c == "edit_layers"]
+        allrows.drop(columns=lists).to_csv(out.with_suffix(".csv"), index=False)
+        fsum = forecast_table(frames, [f["case_id"] for f in test], args.n_boot)
+        layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
+        name = f"tiny random {args.tiny}" if args.tiny else "SmolLM2-135M-Instruct"
+        known = "" if args.tiny else "known "
+        partial = "" if done else f" (partial: {len(frames)} of {len(methods)} methods so far)"
+        head = (f"{name} ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
+                f"{known}facts from {Path(args.facts).name}, {len(test)} held-out {known}facts (seed {args.seed}); "
+                f"C from {count} tokens of {corpus_id}; {layer_note}; edited layers in fp32. Wall time "
+                f"{time.perf_counter() - t0:.0f} s{partial}.\n\n")
+        text = head + markdown(table(allrows, steps))
+        text += ("\nForecast of forgetting (AUC of the predicted displacement for 'held-out fact forgotten', all "
+                 "recorded steps, 95 % bootstrap interval; top decile: share forgotten at the end among the 10 % of "
+                 "held-out facts the pre-edit forecast ranks riskiest) and seconds per edit (relative to ROME):\n\n"
+                 + markdown(fsum))
+        out.write_text(text)
+        if done:
+            print(text)
+        print(f"wrote {out} and {out.with_suffix('.csv')}")
+        return allrows
+
     frames = []
     for method in methods:
         hp = hps[method]
@@ -193,26 +219,7 @@ def main(argv=None):
                  fr.status.iloc[-1])
         frames.append(fr)
         del model, ed
-    allrows = pd.concat(frames, ignore_index=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    lists = [c for c in allrows.columns if c.endswith(("_keys", "_facts")) or c == "edit_layers"]
-    allrows.drop(columns=lists).to_csv(out.with_suffix(".csv"), index=False)
-    fsum = forecast_table(frames, [f["case_id"] for f in test], args.n_boot)
-    layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
-    name = f"tiny random {args.tiny}" if args.tiny else "SmolLM2-135M-Instruct"
-    known = "" if args.tiny else "known "
-    head = (f"{name} ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
-            f"{known}facts from {Path(args.facts).name}, {len(test)} held-out {known}facts (seed {args.seed}); C from "
-            f"{count} tokens of {corpus_id}; {layer_note}; edited layers in fp32. Wall time "
-            f"{time.perf_counter() - t0:.0f} s.\n\n")
-    text = head + markdown(table(allrows, steps))
-    text += ("\nForecast of forgetting (AUC of the predicted displacement for 'held-out fact forgotten', all recorded "
-             "steps, 95 % bootstrap interval; top decile: share forgotten at the end among the 10 % of held-out facts "
-             "the pre-edit forecast ranks riskiest) and seconds per edit (relative to ROME):\n\n" + markdown(fsum))
-    out.write_text(text)
-    print(text)
-    print(f"wrote {out} and {out.with_suffix('.csv')}")
+        allrows = write_tables(frames, done=len(frames) == len(methods))  # after every method: a kill keeps those done
     return allrows
 
 
