@@ -218,8 +218,11 @@ def test_generation_prompts_fall_back_to_the_rewrite_prompt():
     assert trajectory.generation_prompts([bare], 2) == [f["prompt"].format(f["subject"])]
 
 
-def test_fluency_is_the_entropy_of_greedy_continuations():
-    model, tok = tiny.model("gpt2")
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma3"])
+def test_fluency_is_the_entropy_of_greedy_continuations(family):
+    """Batched greedy decoding with a KV cache and the head run only at the prompt's last position = one token at a
+    time by hand."""
+    model, tok = tiny.model(family)
     prompts = ["the value of", "Consider the module"]
     got = trajectory.fluency(model, tok, prompts, max_len=12)
     texts = []

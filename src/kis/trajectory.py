@@ -167,7 +167,8 @@ def greedy_texts(model, tok, prompts: list[str], max_len: int = 100, batch_size:
         for start in range(0, len(idx), batch_size):
             chunk = idx[start:start + batch_size]
             seq = torch.tensor([rows[i] for i in chunk], device=dev)
-            res = model(input_ids=seq, use_cache=True)
+            with probe.head_at(model, torch.full((len(chunk), 1), width - 1)):  # the prompt's last logit only
+                res = model(input_ids=seq, use_cache=True)
             for _ in range(max(0, max_len - width)):
                 nxt = res.logits[:, -1].argmax(-1, keepdim=True)
                 seq = torch.cat([seq, nxt], 1)
