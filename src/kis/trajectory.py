@@ -77,9 +77,8 @@ TRAJECTORY_COLUMNS = {
 
 # ---------------------------------------------------------------- facts
 
-def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], list[int]]:
-    """(edit stream, held-out set): a seeded permutation of the eligible case ids, cut in two disjoint parts.
-    With too few facts the held-out set shrinks to a third of them and the stream takes the rest (logged)."""
+def _plan(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], int, int]:
+    """(seeded permutation of the eligible case ids, n_edits, n_test), the two shrunk (logged) when facts are few."""
     ids = [int(c) for c in case_ids]
     if len(ids) < 2:
         raise ValueError(f"need at least 2 eligible facts for an edit stream and a held-out set, got {len(ids)}")
@@ -90,21 +89,25 @@ def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], li
                     n_edits, n_test, new_edits, new_test)
         n_edits, n_test = new_edits, new_test
     order = np.random.RandomState(seed).permutation(len(ids))
-    perm = [ids[i] for i in order]
+    return [ids[i] for i in order], n_edits, n_test
+
+
+def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], list[int]]:
+    """(edit stream, held-out set): a seeded permutation of the eligible case ids, cut in two disjoint parts.
+    With too few facts the held-out set shrinks to a third of them and the stream takes the rest (logged)."""
+    perm, n_edits, n_test = _plan(case_ids, n_edits, n_test, seed)
     return perm[:n_edits], perm[n_edits:n_edits + n_test]
 
 
 def protected_split(case_ids, n_edits: int, n_test: int, seed: int, n_protected: int) -> list[int]:
     """The protected set of kis: the next n_protected case ids of split's seeded permutation after the edit stream
     and the held-out set (so neither changes with it); fewer, with a warning, when the facts run out."""
-    edit_ids, test_ids = split(case_ids, n_edits, n_test, seed)
-    ids = [int(c) for c in case_ids]
-    used = set(edit_ids) | set(test_ids)
-    rest = [ids[i] for i in np.random.RandomState(seed).permutation(len(ids)) if ids[i] not in used]
+    perm, n_edits, n_test = _plan(case_ids, n_edits, n_test, seed)
+    rest = perm[n_edits + n_test:]
     if len(rest) < n_protected:
         log.warning("only %d eligible facts left for a protected set of %d", len(rest), n_protected)
     out = rest[:n_protected]
-    editing.check_protected(out, test_ids)
+    editing.check_protected(out, perm[n_edits:n_edits + n_test])
     return out
 
 
