@@ -365,7 +365,7 @@ def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int
     with torch.no_grad():
         target = f(m) + R[:, 0]
     dm = torch.zeros_like(m)
-    miss = target - f(m).detach()
+    miss = R[:, 0].double()  # target − norm(m)
     eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-6)))
     cap = 10 * max(float(m.pow(2).mean().sqrt()), eps ** 0.5)  # largest RMS of m + Δm
     for _ in range(iters):
