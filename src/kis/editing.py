@@ -576,7 +576,7 @@ def predicted_damage(r: torch.Tensor, u: torch.Tensor, k: torch.Tensor, K_prot: 
     return float(r.double().norm() * P.abs().sum())
 
 
-class LayerChoosingROME(ROME):
+class LayerChoosingROME:
     """ROME-style editing at one layer per edit, chosen from hp['layers'] (every candidate needs its C) by the
     lowest `score` computed before writing; then the r-ROME closed form at that layer (v* = W k₀ + δ written at
     the template-mean key k̄, u = C⁻¹k̄; hp write_at: prompt writes at k₀ as ROME). Subclasses define score().
