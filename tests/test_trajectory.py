@@ -218,13 +218,16 @@ def test_generation_prompts_fall_back_to_the_rewrite_prompt():
     assert trajectory.generation_prompts([bare], 2) == [f["prompt"].format(f["subject"])]
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma3"])
+@pytest.mark.parametrize("family", ["gpt2", "gptj", "gpt_neox", "llama", "gemma2", "gemma3"])
 def test_fluency_is_the_entropy_of_greedy_continuations(family):
-    """Batched greedy decoding with a KV cache and the head run only at the prompt's last position = one token at a
-    time by hand."""
+    """Batched greedy decoding (prompts of several lengths left-padded into one batch, and split over batches) with a
+    KV cache and the head run only at the prompts' last position = one token at a time by hand, one prompt alone."""
     model, tok = tiny.model(family)
-    prompts = ["the value of", "Consider the module"]
+    prompts = ["the value of", "Consider the module and its", "x", "a b c d e f g h i j k l", "the value"]
+    widths = {len(tok(p)["input_ids"]) for p in prompts}
+    assert len(widths) >= 3 and max(widths) >= 12  # the batch mixes lengths; one prompt fills max_len by itself
     got = trajectory.fluency(model, tok, prompts, max_len=12)
+    assert trajectory.fluency(model, tok, prompts, max_len=12, batch_size=2) == pytest.approx(got, rel=1e-12)
     texts = []
     for p in prompts:  # one prompt at a time, no padding: greedy decoding by hand
         ids = tok(p)["input_ids"]
@@ -232,6 +235,7 @@ def test_fluency_is_the_entropy_of_greedy_continuations(family):
             with torch.no_grad():
                 ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
         texts.append(tok.decode(ids, skip_special_tokens=True))
+    assert trajectory.greedy_texts(model, tok, prompts, max_len=12) == texts
     assert got == pytest.approx(trajectory.n_gram_entropy(texts), rel=1e-9)
 
 

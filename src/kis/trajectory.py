@@ -159,25 +159,37 @@ def generation_prompts(facts: list[dict], per_fact: int | None) -> list[str]:
 @torch.no_grad()
 def greedy_texts(model, tok, prompts: list[str], max_len: int = 100, batch_size: int = 32) -> list[str]:
     """Greedy continuations (no stop at EOS, as ROME's generate_fast) of each prompt to max_len tokens in all, decoded
-    with the prompt. Prompts of one token length share a batch (no padding), a KV cache carries the steps."""
+    with the prompt. Prompts sorted by length share a batch, left-padded (the mask hides the pads, positions count
+    real tokens only, so each row is decoded as if alone); a KV cache carries the steps."""
     dev = probe.device_of(model)
     rows = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts]
     out = [""] * len(rows)
-    by_len = {}
-    for i, r in enumerate(rows):
-        by_len.setdefault(len(r), []).append(i)
-    for width, idx in sorted(by_len.items()):
-        for start in range(0, len(idx), batch_size):
-            chunk = idx[start:start + batch_size]
-            seq = torch.tensor([rows[i] for i in chunk], device=dev)
-            with probe.head_at(model, torch.full((len(chunk), 1), width - 1)):  # the prompt's last logit only
-                res = model(input_ids=seq, use_cache=True)
-            for _ in range(max(0, max_len - width)):
-                nxt = res.logits[:, -1].argmax(-1, keepdim=True)
-                seq = torch.cat([seq, nxt], 1)
-                res = model(input_ids=nxt, past_key_values=res.past_key_values, use_cache=True)
-            for i, s in zip(chunk, seq.tolist()):
-                out[i] = tok.decode(s, skip_special_tokens=True)
+    order = sorted(range(len(rows)), key=lambda i: (len(rows[i]), i))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(rows[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), probe.pad_id(tok), dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for b, i in enumerate(chunk):  # left padding: every row's last token sits at column width - 1
+            ids[b, width - len(rows[i]):] = torch.tensor(rows[i], dtype=torch.long)
+            mask[b, width - len(rows[i]):] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        with probe.head_at(model, torch.full((len(chunk), 1), width - 1)):  # the prompts' last logits only
+            res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        new, steps = [], max(0, max_len - min(len(rows[i]) for i in chunk))
+        for step in range(steps):
+            nxt = res.logits[:, -1].argmax(-1, keepdim=True)
+            new.append(nxt)
+            if step == steps - 1:
+                break
+            mask = torch.cat([mask, torch.ones_like(nxt)], 1)
+            pos = pos[:, -1:] + 1
+            res = model(input_ids=nxt, attention_mask=mask, position_ids=pos, past_key_values=res.past_key_values,
+                        use_cache=True)
+        gen = torch.cat(new, 1).tolist() if new else [[] for _ in chunk]
+        for b, i in enumerate(chunk):  # each row keeps max_len tokens in all
+            out[i] = tok.decode(rows[i] + gen[b][:max(0, max_len - len(rows[i]))], skip_special_tokens=True)
     return out
 
 
@@ -213,6 +225,10 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
     by = {tag: (m, s, h) for tag, m, s, h in zip(tags, mean_lp, sum_lp, hit)}
     nan = float("nan")
     gen = fluency_prompts != 0
+    held = generation_prompts(test, fluency_prompts) if gen and test else []
+    edit_prompts = generation_prompts(edited, fluency_prompts) if gen and edited else []
+    # one decoding chain for both sets (greedy decoding is bound by reading the weights once per token step)
+    decoded = greedy_texts(model, tok, held + edit_prompts, fluency_max_len, batch_size) if held or edit_prompts else []
     out = {"heldout_logp_true_facts": [float(by[("test", j, 0, "true")][1]) for j in range(len(test))],
            "heldout_correct_facts": [bool(by[("test", j, 0, "true")][2]) for j in range(len(test))],
            "heldout_p_true": float(np.mean([np.exp(by[("test", j, 0, "true")][1]) for j in range(len(test))]))
@@ -221,10 +237,8 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
            if test else nan,
            "heldout_acc": float(np.mean([by[("test", j, 0, "true")][2] for j in range(len(test))]))
            if test else nan,
-           "fluency": fluency(model, tok, generation_prompts(test, fluency_prompts), fluency_max_len, batch_size)
-           if gen and test else nan,
-           "fluency_edited": fluency(model, tok, generation_prompts(edited, fluency_prompts), fluency_max_len,
-                                     batch_size) if gen and edited else nan}
+           "fluency": n_gram_entropy(decoded[:len(held)]) if held else nan,
+           "fluency_edited": n_gram_entropy(decoded[len(held):]) if edit_prompts else nan}
     if not edited:
         return {**out, "retention": nan, "efficacy": nan, "paraphrase": nan, "neighborhood": nan}
 

@@ -1,0 +1,79 @@
+"""Greedy decoding for the fluency metric: prompts of all lengths left-padded into one batch (kis.trajectory.
+greedy_texts) against the earlier batching, where only prompts of one token length shared a batch.
+
+    python benchmarks/fluency.py --manifest results/models/gemma3-270m/manifest.json   # a prepared model
+    python benchmarks/fluency.py                       # SmolLM2-135M from PyPI (benchmarks/out/smollm2)
+
+Decodes the generation prompts of the first --facts CounterFact records (resources/facts.json; ROME's max_out_len
+100 tokens in all, no stop at EOS) both ways; prints both times, the ratio, how many continuations are identical and
+both n-gram entropies. Greedy decoding is a chain of one-token forwards: with few prompts per length the old batching
+ran nearly one chain per prompt; one left-padded batch runs one chain for all.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
+from bench_common import REPO, smollm2  # noqa: E402
+
+from kis import models, probe, trajectory  # noqa: E402
+
+
+@torch.no_grad()
+def by_length(model, tok, prompts, max_len=100, batch_size=32):
+    """The baseline: a batch holds prompts of one token length only (no padding), a KV cache carries the steps."""
+    rows = [list(tok(p, add_special_tokens=True)["input_ids"]) for p in prompts]
+    out, groups = [""] * len(rows), {}
+    for i, r in enumerate(rows):
+        groups.setdefault(len(r), []).append(i)
+    for width, idx in sorted(groups.items()):
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start:start + batch_size]
+            seq = torch.tensor([rows[i] for i in chunk])
+            with probe.head_at(model, torch.full((len(chunk), 1), width - 1)):
+                res = model(input_ids=seq, use_cache=True)
+            for _ in range(max(0, max_len - width)):
+                nxt = res.logits[:, -1].argmax(-1, keepdim=True)
+                seq = torch.cat([seq, nxt], 1)
+                res = model(input_ids=nxt, past_key_values=res.past_key_values, use_cache=True)
+            for i, s in zip(chunk, seq.tolist()):
+                out[i] = tok.decode(s, skip_special_tokens=True)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", help="a prepared model's manifest.json (default: SmolLM2 from PyPI)")
+    ap.add_argument("--facts", type=int, default=8, help="records whose first generation prompt is decoded")
+    ap.add_argument("--max-len", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.manifest:
+        model, tok, _ = models.load_prepared(Path(args.manifest))
+        name = Path(args.manifest).parent.name
+    else:
+        (model, tok), name = smollm2(), "smollm2-135m"
+    facts = json.loads((REPO / "resources" / "facts.json").read_text())[:args.facts]
+    prompts = [f["generation_prompts"][0] for f in facts]
+    t0 = time.perf_counter()
+    base = by_length(model, tok, prompts, args.max_len)
+    t_base = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    new = trajectory.greedy_texts(model, tok, prompts, args.max_len)
+    t_new = time.perf_counter() - t0
+    same = sum(a == b for a, b in zip(base, new))
+    lengths = sorted({len(tok(p)["input_ids"]) for p in prompts})
+    print(f"{name}, {len(prompts)} prompts ({len(lengths)} token lengths {lengths[0]}-{lengths[-1]}), max_len "
+          f"{args.max_len}, {args.threads} thread(s): one length per batch {t_base:.1f} s, left-padded {t_new:.1f} s, "
+          f"ratio {t_base / t_new:.2f}x; identical continuations {same}/{len(prompts)}; n-gram entropy "
+          f"{trajectory.n_gram_entropy(base):.4f} vs {trajectory.n_gram_entropy(new):.4f}")
+
+
+if __name__ == "__main__":
+    main()
