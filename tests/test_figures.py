@@ -232,3 +232,15 @@ def test_figure_modules_import_without_torch():
             "kis.probe.check_template('{} is', 'prompt')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_title_wider_than_the_figure_widens_the_png_instead_of_being_cut(tmp_path):
+    """The corpus id in a title can be longer than the figure is wide: the saved PNG grows to hold it."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [0, 1])
+    fig.suptitle("C from corpus " + "x" * 120)
+    figures.save(fig, pd.DataFrame({"a": [1]}), tmp_path / "t.png", tmp_path / "t.csv", dpi=50)
+    assert Image.open(tmp_path / "t.png").size[0] > 4 * 2 * 50  # far wider than 2 in × 50 dpi

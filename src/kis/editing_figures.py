@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -134,6 +135,8 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
             ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.legend(fontsize=7)
         ax.set_xlabel("predicted ‖Σ_i r_i P_ij‖")
         ax.set_ylabel("measured ‖(W_n − W_0) k_j‖")
@@ -172,13 +175,15 @@ def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int 
             s = sub[(sub.method == method) & (sub.predicted > 0)]
             colour = STYLES.get(method, (None,))[0]
             row = summ[(summ.model == model) & (summ.method == method)].iloc[0]
-            label = (f"{method}: AUC {row.auc:.2f} [{row.auc_lo:.2f}, {row.auc_hi:.2f}], "
-                     f"top decile {row.top_decile_forgotten:.2f}")
+            auc = (f"AUC {row.auc:.2f} [{row.auc_lo:.2f}, {row.auc_hi:.2f}]" if np.isfinite(row.auc)
+                   else "AUC n/a (no held-out fact forgotten)")
+            label = f"{method}: {auc}, top decile {row.top_decile_forgotten:.2f}"
             ax.scatter(s.predicted[~s.forgotten], s.delta_logp_true[~s.forgotten], s=8, alpha=0.5, color=colour,
                        label=label)
             ax.scatter(s.predicted[s.forgotten], s.delta_logp_true[s.forgotten], s=18, marker="x", color=colour)
         if len(sub[sub.predicted > 0]):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("predicted displacement ‖Σ_i Λ_i P_ij‖")
         ax.set_ylabel("Δ log P(true) since step 0")

@@ -445,8 +445,8 @@ def save(fig, table: pd.DataFrame, png, csv, dpi: int, model: str | None = None,
     """PNG at `dpi` and the numbers behind it as CSV (first column: the model key), each written atomically."""
     if model is not None:
         table.insert(0, "model", model)
-    with io.atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
+    with io.atomic_path(png) as tmp:  # tight: a long corpus id in a title widens the image instead of being cut off
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     with io.atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False, float_format=float_format)
