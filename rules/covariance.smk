@@ -35,7 +35,7 @@ rule covariance:
         f"{BENCH}/covariance/{{model}}.tsv"
     threads: 8  # capped at --cores; torch uses exactly these (oversubscribed cores make forwards many times slower)
     # the longest chain is covariance → trajectory: start each C before any ready one-thread job, which would
-    # otherwise fill the free cores and hold a many-thread covariance back (measured: 4.5 of a 19.7-minute quickstart)
+    # otherwise fill the free cores and hold a many-thread covariance back (known: the same; benchmarks/RESULTS.md)
     priority: 10
     conda:
         "../envs/torch.yaml"

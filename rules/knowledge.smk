@@ -34,6 +34,7 @@ rule known:
     benchmark:
         f"{BENCH}/known/{{model}}.tsv"
     threads: 2  # torch uses exactly these
+    priority: 10  # as covariance: a two-thread job is not held back behind one-thread trajectories
     conda:
         "../envs/torch.yaml"
     resources:
