@@ -28,7 +28,7 @@ def p_kurtosis(table: str | Path) -> pd.Series:
     n_layers = 1 + max(layer for _, layer in mats)
     stats = superposition.statistics(mats, n_layers)
     full = stats[(stats.kind == "P") & (stats.n == len(items))]
-    return full.set_index("layer").kurtosis
+    return full.set_index("layer")["kurtosis"]  # not .kurtosis: that is the DataFrame method
 
 
 def main(argv=None) -> None:
