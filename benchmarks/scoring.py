@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from bench_common import REPO, smollm2  # noqa: E402
+from bench_common import REPO, model_for  # noqa: E402
 
-from kis import models, probe  # noqa: E402
+from kis import probe  # noqa: E402
 
 
 def full_logits_scores(model, pad_id, prompts, targets, batch_size):
@@ -42,11 +42,7 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.manifest:
-        model, tok, _ = models.load_prepared(Path(args.manifest))
-        name = Path(args.manifest).parent.name
-    else:
-        (model, tok), name = smollm2(), "smollm2-135m"
+    model, tok, name = model_for(args.manifest)
     facts = json.loads((REPO / "resources" / "facts.json").read_text())[:args.facts]
     texts = [f["requested_rewrite"]["prompt"].format(f["requested_rewrite"]["subject"]) for f in facts]
     prompts = [probe.prompt_ids(tok, t) for t in texts]
