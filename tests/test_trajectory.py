@@ -226,8 +226,9 @@ def test_fluency_is_the_entropy_of_greedy_continuations(family):
     prompts = ["the value of", "Consider the module and its", "x", "a b c d e f g h i j k l", "the value"]
     widths = {len(tok(p)["input_ids"]) for p in prompts}
     assert len(widths) >= 3 and max(widths) >= 12  # the batch mixes lengths; one prompt fills max_len by itself
-    got = trajectory.fluency(model, tok, prompts, max_len=12)
-    assert trajectory.fluency(model, tok, prompts, max_len=12, batch_size=2) == pytest.approx(got, rel=1e-12)
+    got = trajectory.n_gram_entropy(trajectory.greedy_texts(model, tok, prompts, max_len=12))
+    two = trajectory.n_gram_entropy(trajectory.greedy_texts(model, tok, prompts, max_len=12, batch_size=2))
+    assert two == pytest.approx(got, rel=1e-12)
     texts = []
     for p in prompts:  # one prompt at a time, no padding: greedy decoding by hand
         ids = tok(p)["input_ids"]

@@ -167,13 +167,8 @@ def greedy_texts(model, tok, prompts: list[str], max_len: int = 100, batch_size:
     order = sorted(range(len(rows)), key=lambda i: (len(rows[i]), i))
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        width = max(len(rows[i]) for i in chunk)
-        ids = torch.full((len(chunk), width), probe.pad_id(tok), dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for b, i in enumerate(chunk):  # left padding: every row's last token sits at column width - 1
-            ids[b, width - len(rows[i]):] = torch.tensor(rows[i], dtype=torch.long)
-            mask[b, width - len(rows[i]):] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
+        ids, mask = (t.to(dev) for t in probe.pad([rows[i] for i in chunk], probe.pad_id(tok), left=True))
+        width = ids.shape[1]  # every row's last token sits at column width - 1
         pos = (mask.cumsum(1) - 1).clamp(min=0)
         with probe.head_at(model, torch.full((len(chunk), 1), width - 1)):  # the prompts' last logits only
             res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
@@ -191,11 +186,6 @@ def greedy_texts(model, tok, prompts: list[str], max_len: int = 100, batch_size:
         for b, i in enumerate(chunk):  # each row keeps max_len tokens in all
             out[i] = tok.decode(rows[i] + gen[b][:max(0, max_len - len(rows[i]))], skip_special_tokens=True)
     return out
-
-
-def fluency(model, tok, prompts: list[str], max_len: int = 100, batch_size: int = 32) -> float:
-    """n_gram_entropy of the greedy continuations (prompt + continuation, max_len tokens in all) of `prompts`."""
-    return n_gram_entropy(greedy_texts(model, tok, prompts, max_len, batch_size)) if prompts else float("nan")
 
 
 def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood: int | None = 10,
