@@ -409,3 +409,26 @@ def test_vstar_nll_at_delta_zero_is_the_teacher_forced_nll(family):
     logp = torch.log_softmax(model(input_ids=torch.tensor([p + t])).logits[0].double(), -1)
     ref = -float(np.mean([logp[len(p) - 1 + j, t[j]] for j in range(len(t))]))
     assert res.steps == 0 and res.nll == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.parametrize("family", [*tiny.FAMILIES, *tiny.GEMMA])
+def test_vstar_on_the_cached_prefix_equals_whole_rows(family):
+    """v* runs the tokens before the subject's last token once (left-padded, KV cached) and only the rest every
+    step: δ, v_0 and the loss equal those of whole-row forwards, with a sliding window shorter than the rows (the
+    tiny Gemmas: 8 tokens) and with a row whose cached part is empty (GPT-2 has no BOS: "x is" caches nothing)."""
+    from kis import vstar
+
+    model, tok = tiny.model(family)
+    templates = ["{}", "The following is a fact about the world. {}"]
+    hp = {"v_num_grad_steps": 4, "v_lr": 0.5, "v_weight_decay": 0.5, "kl_factor": 0.0625, "clamp_norm_factor": 4.0}
+    for subject, prompt in [("The list", "In the {} we read"), ("x", "{} is")]:
+        for norm in ("mlp", "block"):
+            got, ref = (vstar.optimize_delta(model, tok, prompt=prompt, subject=subject, target="list of", layer=1,
+                                             templates=templates, hp=hp, norm=norm, cache_prefix=c)
+                        for c in (True, False))
+            assert got.steps == ref.steps == 3
+            assert float(ref.delta.norm()) > 0
+            torch.testing.assert_close(got.delta, ref.delta, rtol=1e-4, atol=1e-4 * float(ref.delta.norm()))
+            for a, b in ((got.v0_mlp, ref.v0_mlp), (got.v0_block, ref.v0_block)):  # float32 sums in another order
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * float(b.norm()))
+            assert got.nll == pytest.approx(ref.nll, rel=1e-5) and got.kl == pytest.approx(ref.kl, rel=1e-3, abs=1e-7)

