@@ -18,6 +18,7 @@ rule keys:
     benchmark:
         f"{BENCH}/keys/{{model}}.tsv"
     threads: 2  # torch uses exactly these: more threads than free cores makes small forwards ~18x slower
+    priority: 5  # before the one-thread trajectories: the figures then run beside them, not after them
     conda:
         "../envs/torch.yaml"
     resources:
@@ -42,6 +43,7 @@ rule superposition:
     benchmark:
         f"{BENCH}/superposition/{{model}}.tsv"
     threads: 2  # torch uses exactly these: more threads than free cores makes small forwards ~18x slower
+    priority: 5  # before the one-thread trajectories: the figures then run beside them, not after them
     conda:
         "../envs/torch.yaml"
     resources:
