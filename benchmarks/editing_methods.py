@@ -1,7 +1,8 @@
-"""ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit, WilKE and kis side by side on SmolLM2-135M: one edit stream, one
-held-out set (and, for kis, one protected set disjoint from both).
+"""ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit, WilKE and kis side by side on SmolLM2-135M (or any prepared model):
+one edit stream, one held-out set (and, for kis, one protected set disjoint from both).
 
     python benchmarks/editing_methods.py --out benchmarks/out/editing_methods.md [--edits 50] [--device cuda]
+    python benchmarks/editing_methods.py --manifest results/models/gemma3-270m/manifest.json --out /tmp/g.md
     python benchmarks/editing_methods.py --edits 2 --steps 0,1,2 --out /tmp/m.md      # CPU smoke test
     python benchmarks/editing_methods.py --tiny llama --edits 4 --steps 0,4 --methods rome,wilke,kis --out /tmp/t.md
         # a tiny random model (seconds): seconds per edit of each method relative to ROME
@@ -132,6 +133,10 @@ def main(argv=None):
     ap.add_argument("--n-texts", type=int, default=300, help="texts for C")
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text for C")
     ap.add_argument("--fluency-prompts", type=int, default=1, help="generation prompts per held-out fact")
+    ap.add_argument("--fluency-max-len", type=int, default=100, help="tokens of prompt + greedy continuation (ROME's "
+                    "max_out_len; the quickstart config halves it)")
+    ap.add_argument("--manifest", help="a prepared model's manifest.json (results/models/<key>/manifest.json, e.g. "
+                    "Gemma-3-270M); its folder name is the model key for the hyperparameters (default: SmolLM2-135M)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", choices=["gpt2", "llama"], help="a tiny random model instead of SmolLM2 (timing only: "
                                                               "it knows no facts, so every fact is eligible)")
@@ -157,9 +162,12 @@ def main(argv=None):
 
         base, tok = tiny.model(args.tiny)
         base.to(args.device)
+    elif args.manifest:
+        base, tok, _ = models.load_prepared(Path(args.manifest), device=args.device)
     else:
         base, tok = smollm2(args.device)
-    model_key = f"tiny-{args.tiny}" if args.tiny else "smollm2-135m"
+    model_key = f"tiny-{args.tiny}" if args.tiny else Path(args.manifest).parent.name if args.manifest else \
+        "smollm2-135m"
     n_layers, (_, d_ff) = models.n_layers(base), models.dims(base)
     hps = {m: editing.resolve_hparams(settings, m, n_layers, [model_key], d_ff) for m in methods}
     layers = sorted({x for hp in hps.values() for x in ([hp["layer"]] if "layer" in hp else hp["layers"])})
@@ -185,7 +193,7 @@ def main(argv=None):
         allrows.drop(columns=lists).to_csv(out.with_suffix(".csv"), index=False)
         fsum = forecast_table(frames, [f["case_id"] for f in test], args.n_boot)
         layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
-        name = f"tiny random {args.tiny}" if args.tiny else "SmolLM2-135M-Instruct"
+        name = f"tiny random {args.tiny}" if args.tiny else model_key if args.manifest else "SmolLM2-135M-Instruct"
         known = "" if args.tiny else "known "
         partial = "" if done else f" (partial: {len(frames)} of {len(methods)} methods so far)"
         head = (f"{name} ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
@@ -214,7 +222,7 @@ def main(argv=None):
         fr = trajectory.run(model, tok, ed, edits, test, eval_every=max(1, args.edits), model_name=model_key,
                             max_neighborhood=settings.get("max_neighborhood", 10),
                             fluency_prompts=args.fluency_prompts,
-                            fluency_max_len=int(settings.get("fluency_max_len", 100)), record_steps=set(steps))
+                            fluency_max_len=args.fluency_max_len, record_steps=set(steps))
         log.info("%s (layers %s) done in %.0f s: %s", method, ed.layers, time.perf_counter() - t1,
                  fr.status.iloc[-1])
         frames.append(fr)
