@@ -128,6 +128,28 @@ def test_forecast_figure_gives_each_methods_auc(tmp_path):
     assert len(pd.read_csv(csv)) == 2 * m and png.stat().st_size > 1000
 
 
+
+@pytest.mark.parametrize("lo, hi", [(3e-3, 8e-3), (3.1e-3, 3.3e-3), (0.02, 1.5), (1e-4, 10.0)])
+def test_log_axes_always_show_labelled_ticks(lo, hi):
+    """A log axis over less than a decade has no 10^k tick: without more labelled ticks it shows no number at all
+    (the quickstart's forecast panel did). Every range gets ≥ 2 labelled ticks inside the data, none overlapping."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.0, 4.2))
+    x = np.geomspace(lo, hi, 7)
+    ax.scatter(x, np.zeros_like(x))
+    ax.set_xscale("log")
+    ticks = editing_figures.log_ticks(ax.xaxis, x)
+    assert (ticks == []) == (hi / lo >= 100)  # matplotlib's own 10^k labels over two decades or more
+    fig.canvas.draw()
+    lo_lim, hi_lim = ax.get_xlim()
+    shown = [t for t in ax.xaxis.get_major_ticks() if t.label1.get_text() and lo_lim <= t.get_loc() <= hi_lim]
+    assert len(shown) >= 2, [t.label1.get_text() for t in ax.xaxis.get_major_ticks()]
+    boxes = sorted((t.label1.get_window_extent() for t in shown), key=lambda b: b.x0)
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), "tick labels overlap"
+    plt.close(fig)
+
+
 # ---------------------------------------------------------------- kis and WilKE on a tiny model
 
 def layer_hp(method, covs):

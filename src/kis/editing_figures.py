@@ -36,6 +36,28 @@ STYLES = {"rome": ("tab:red", "-", "o"), "r-rome": ("tab:orange", "-", "v"), "me
           "wilke": ("tab:brown", (0, (5, 1, 1, 1)), "P"), "kis": ("black", "-", "*")}
 
 
+def log_ticks(axis, values) -> list[float]:
+    """Labels on a log axis that neither vanish nor overlap: over two decades or more matplotlib's 10^k labels; over
+    less (where a range inside one decade shows no 10^k tick at all) 1, 2, 5 × 10^k, else every 1…9 × 10^k, else
+    the two ends, written with two significant digits; minor ticks unlabelled. → the labelled ticks ([]: default)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if not len(v) or v.max() / v.min() >= 100:
+        return []
+    lo, hi = float(v.min()), float(v.max())
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    for subs in ((1, 2, 5), range(1, 10)):
+        ticks = [m * 10.0 ** e for e in decades for m in subs if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) >= 2:
+            break
+    else:
+        ticks = [lo, hi]
+    axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _pos: f"{x:.2g}"))
+    return ticks
+
+
 def _read(paths, needed, what: str) -> pd.DataFrame:
     """Parquet tables stacked, each with the `needed` columns and its corpus_id (Parquet metadata) as a column."""
     frames = []
@@ -135,8 +157,8 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
             ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            log_ticks(ax.xaxis, [lo, hi])
+            log_ticks(ax.yaxis, [lo, hi])
             ax.legend(fontsize=7)
         ax.set_xlabel("predicted ‖Σ_i r_i P_ij‖")
         ax.set_ylabel("measured ‖(W_n − W_0) k_j‖")
@@ -183,7 +205,7 @@ def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int 
             ax.scatter(s.predicted[s.forgotten], s.delta_logp_true[s.forgotten], s=18, marker="x", color=colour)
         if len(sub[sub.predicted > 0]):
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap
+            log_ticks(ax.xaxis, sub.predicted[sub.predicted > 0])
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("predicted displacement ‖Σ_i Λ_i P_ij‖")
         ax.set_ylabel("Δ log P(true) since step 0")
