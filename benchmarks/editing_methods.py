@@ -135,6 +135,8 @@ def main(argv=None):
     ap.add_argument("--fluency-prompts", type=int, default=1, help="generation prompts per held-out fact")
     ap.add_argument("--fluency-max-len", type=int, default=100, help="tokens of prompt + greedy continuation (ROME's "
                     "max_out_len; the quickstart config halves it)")
+    ap.add_argument("--all-facts", action="store_true", help="edit and hold out facts whether the model knows them "
+                    "or not (no known filter; a tiny random model knows none, --tiny implies it)")
     ap.add_argument("--manifest", help="a prepared model's manifest.json (results/models/<key>/manifest.json, e.g. "
                     "Gemma-3-270M); its folder name is the model key for the hyperparameters (default: SmolLM2-135M)")
     ap.add_argument("--seed", type=int, default=0)
@@ -182,7 +184,7 @@ def main(argv=None):
     n_prot = int(hps["kis"]["n_protected"]) if "kis" in hps else 0
     edits, test, protected, n_known = stream_and_heldout(base, tok, Path(args.facts), args.max_facts, args.edits,
                                                          args.n_test, args.seed, 32, args.device, n_prot,
-                                                         require_known=not args.tiny)
+                                                         require_known=not (args.tiny or args.all_facts))
     log.info("%d eligible facts: %d edits, %d held out, %d protected (kis)", n_known, len(edits), len(test),
              len(protected))
     def write_tables(frames, done: bool):
@@ -194,7 +196,7 @@ def main(argv=None):
         fsum = forecast_table(frames, [f["case_id"] for f in test], args.n_boot)
         layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
         name = f"tiny random {args.tiny}" if args.tiny else model_key if args.manifest else "SmolLM2-135M-Instruct"
-        known = "" if args.tiny else "known "
+        known = "" if args.tiny or args.all_facts else "known "
         partial = "" if done else f" (partial: {len(frames)} of {len(methods)} methods so far)"
         head = (f"{name} ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
                 f"{known}facts from {Path(args.facts).name}, {len(test)} held-out {known}facts (seed {args.seed}); "

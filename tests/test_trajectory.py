@@ -389,3 +389,40 @@ def test_smollm2_fifty_sequential_rome_edits(caplog):
         assert not math.isnan(last.retention)
     errs = frame.interference_rel_error_median[1:].dropna()
     assert len(errs) and (errs < 1e-3).all()                       # measured = Σ r_i P_ij wherever it is measured
+
+
+def test_editing_methods_benchmark_on_a_prepared_model(tmp_path):
+    """benchmarks/editing_methods.py on a prepared model (--manifest, as Gemma-3-270M is run): its folder name is the
+    model key, the header names it, every method edits the same stream, and fluency decodes ROME's 100 tokens by
+    default whatever the quickstart config says."""
+    import editing_methods
+
+    model_dir = tiny.save(tmp_path / "src", "llama")
+    models.prepare({"local_dir": str(model_dir)}, tmp_path / "models" / "tiny-llama-x")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"The {w} of the list is found in the module {i}." for i, w in
+                                  enumerate(["name", "type", "value", "length", "order"] * 8)))
+    seen = {}
+    real = trajectory.greedy_texts
+
+    def spy(model, tok, prompts, max_len=100, batch_size=32):
+        seen["max_len"] = max_len
+        return real(model, tok, prompts, max_len, batch_size)
+
+    out = tmp_path / "t.md"
+    trajectory.greedy_texts, old = spy, trajectory.greedy_texts
+    try:
+        rows = editing_methods.main(["--manifest", str(tmp_path / "models" / "tiny-llama-x" / "manifest.json"),
+                                     "--all-facts", "--edits", "2", "--steps", "0,2", "--methods", "rome,memit",
+                                     "--n-test", "3", "--max-facts", "40", "--corpus-file", str(corpus),
+                                     "--n-texts", "40", "--max-length", "32", "--n-boot", "20", "--out", str(out)])
+    finally:
+        trajectory.greedy_texts = old
+    assert seen["max_len"] == 100
+    assert set(rows.model) == {"tiny-llama-x"} and set(rows.method) == {"rome", "memit"}
+    assert sorted(rows[rows.method == "rome"].step) == [0, 2]
+    for m in ("rome", "memit"):  # the same stream: the same case ids edited, in the same order
+        assert rows[(rows.method == m) & (rows.step == 2)].case_id.tolist() == \
+            rows[(rows.method == "rome") & (rows.step == 2)].case_id.tolist()
+    text = out.read_text()
+    assert text.startswith("tiny-llama-x (cpu") and "| memit | 2 |" in text and "| rome | 2 |" in text
