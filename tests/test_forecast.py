@@ -128,7 +128,6 @@ def test_forecast_figure_gives_each_methods_auc(tmp_path):
     assert len(pd.read_csv(csv)) == 2 * m and png.stat().st_size > 1000
 
 
-
 @pytest.mark.parametrize("lo, hi", [(3e-3, 8e-3), (3.1e-3, 3.3e-3), (0.02, 1.5), (1e-4, 10.0)])
 def test_log_axes_always_show_labelled_ticks(lo, hi):
     """A log axis over less than a decade has no 10^k tick: without more labelled ticks it shows no number at all

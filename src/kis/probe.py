@@ -141,6 +141,12 @@ def pad(rows: list[list[int]], pad_id: int, left: bool = False) -> tuple[torch.T
     return ids, mask
 
 
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of padded rows from their mask: each real token counts the real tokens before it (a left pad
+    gets 0; its output is masked out)."""
+    return (mask.cumsum(1) - 1).clamp(min=0)
+
+
 def length_order(lengths) -> np.ndarray:
     """Longest first (an OOM shows at the first batch), ties by index: independent of the batch size."""
     lengths = np.asarray(lengths)

@@ -169,7 +169,7 @@ def greedy_texts(model, tok, prompts: list[str], max_len: int = 100, batch_size:
         chunk = order[start:start + batch_size]
         ids, mask = (t.to(dev) for t in probe.pad([rows[i] for i in chunk], probe.pad_id(tok), left=True))
         width = ids.shape[1]  # every row's last token sits at column width - 1
-        pos = (mask.cumsum(1) - 1).clamp(min=0)
+        pos = probe.positions(mask)
         with probe.head_at(model, torch.full((len(chunk), 1), width - 1)):  # the prompts' last logits only
             res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
         new, steps = [], max(0, max_len - min(len(rows[i]) for i in chunk))

@@ -15,7 +15,8 @@ Tokenisation is kis.probe's: the prompt WITH the tokenizer's special tokens, the
 probe.target_ids(tok, bare prompt, o) (the suffix of the joint tokenisation), used after every template; the
 subject's last token from the fast tokenizer's character offsets. δ moves nothing before that token (attention is
 causal), so each row's tokens before it run once, left-padded with their keys and values cached, and every step
-runs only the rest of the rows (2.0× faster on SmolLM2-135M, 1.5× on Gemma-3-270M; the same δ to float32 rounding).
+runs only the rest of the rows (benchmarks/vstar.py: 2.2× faster on SmolLM2-135M, 1.8× on Gemma-3-270M; the same δ
+to float32 rounding).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from . import keys, models
-from .probe import StopForward, device_of, head_at, pad, pad_id, run_until_stop, target_ids
+from .probe import StopForward, device_of, head_at, pad, pad_id, positions, run_until_stop, target_ids
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,11 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
         pre_ids, pre_mask = pad([r[:c] for r, c in zip(rows, cut)], pad_id(tok), left=True)
         pre_ids, pre_mask = pre_ids.to(dev), pre_mask.to(dev)
         with torch.no_grad():
-            past = model(input_ids=pre_ids, attention_mask=pre_mask, position_ids=(pre_mask.cumsum(1) - 1).clamp(min=0),
+            past = model(input_ids=pre_ids, attention_mask=pre_mask, position_ids=positions(pre_mask),
                          use_cache=True).past_key_values
     ids, mask = pad([r[c:] for r, c in zip(rows, cut)], pad_id(tok))
     ids, mask = ids.to(dev), mask.to(dev)
-    positions = (torch.tensor(cut)[:, None] + torch.arange(ids.shape[1])[None]).to(dev)
+    rest_pos = (torch.tensor(cut)[:, None] + torch.arange(ids.shape[1])[None]).to(dev)  # the rows' own positions
     full_mask = mask if pre_mask is None else torch.cat([pre_mask, mask], 1)
     onehot = torch.zeros(ids.shape, device=dev)
     onehot[torch.arange(len(rows)), torch.tensor(at) - torch.tensor(cut)] = 1.0
@@ -152,7 +153,7 @@ def optimize_delta(model, tok, *, prompt: str, subject: str, target: str, layer:
             for it in range(int(hp["v_num_grad_steps"])):
                 opt.zero_grad()
                 with head_at(model, head_index):
-                    logits = model(input_ids=ids, attention_mask=full_mask, position_ids=positions,
+                    logits = model(input_ids=ids, attention_mask=full_mask, position_ids=rest_pos,
                                    past_key_values=copy.deepcopy(past), use_cache=past is not None
                                    ).logits.float()  # (n_rw + 1, |o*|, V)
                 logp = torch.log_softmax(logits[:n_rw], dim=-1)
