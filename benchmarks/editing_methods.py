@@ -117,6 +117,32 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def hp_overrides(items, methods) -> dict:
+    """{method: {key: value}} from --set METHOD.KEY=VALUE (VALUE read as YAML); an unknown method or key is an error."""
+    import yaml
+
+    known = set(yaml.safe_load((REPO / "config" / "schema.yaml").read_text())["properties"]["editing"]["properties"]
+                ["defaults"]["properties"]["rome"]["properties"])
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        method, dot, key = name.partition(".")
+        if not (eq and dot and key):
+            sys.exit(f"--set {item!r}: write METHOD.KEY=VALUE, e.g. kis.protect_weight=1")
+        if method not in methods:
+            sys.exit(f"--set {item!r}: {method!r} is not among --methods ({', '.join(methods)})")
+        if key not in known:
+            sys.exit(f"--set {item!r}: unknown hyperparameter {key!r} (config/schema.yaml editing.defaults)")
+        value = yaml.safe_load(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out.setdefault(method, {})[key] = value
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="Markdown table (a CSV of every recorded row is written beside it)")
@@ -142,6 +168,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", choices=["gpt2", "llama"], help="a tiny random model instead of SmolLM2 (timing only: "
                                                               "it knows no facts, so every fact is eligible)")
+    ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                    help="override one hyperparameter after the config's rules (e.g. kis.protect_weight=1; repeat "
+                         "for more); the header lists them")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the forecast AUC interval")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -169,6 +198,9 @@ def main(argv=None):
         base, tok, model_key = model_for(args.manifest, args.device)
     n_layers, (_, d_ff) = models.n_layers(base), models.dims(base)
     hps = {m: editing.resolve_hparams(settings, m, n_layers, [model_key], d_ff) for m in methods}
+    overrides = hp_overrides(args.set, methods)
+    for m, kv in overrides.items():
+        hps[m].update(kv)
     layers = sorted({x for hp in hps.values() for x in ([hp["layer"]] if "layer" in hp else hp["layers"])})
 
     texts, corpus_id = corpus_texts(args.corpus_file, args.n_texts)
@@ -192,6 +224,8 @@ def main(argv=None):
         allrows.drop(columns=lists).to_csv(out.with_suffix(".csv"), index=False)
         fsum = forecast_table(frames, [f["case_id"] for f in test], args.n_boot)
         layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
+        if overrides:
+            layer_note += "; set " + ", ".join(f"{m}.{k}={v}" for m, kv in overrides.items() for k, v in kv.items())
         name = f"tiny random {args.tiny}" if args.tiny else model_key if args.manifest else "SmolLM2-135M-Instruct"
         known = "" if args.tiny or args.all_facts else "known "
         partial = "" if done else f" (partial: {len(frames)} of {len(methods)} methods so far)"

@@ -184,6 +184,39 @@ def test_kis_picks_the_layer_of_least_predicted_damage(covs, target):
         assert changed == (layer == target)
 
 
+def test_kis_protect_weight_turns_the_direction_away_from_protected_and_earlier_edits(covs):
+    """protect_weight w: u = (C + (w/n) K Kᵀ)⁻¹k̄ (numpy), the edit still writes v exactly, and as w grows the protected
+    keys and the key an earlier edit wrote at move less; w = 0 is the layer-only rule (u = C⁻¹k̄)."""
+    facts = tiny_facts()
+    prot = facts[8:12]
+    moved, kept = {}, {}
+    for w in (0.0, 1.0, 1e6):
+        model, tok = peaked_tiny()
+        hp = dict(layer_hp("kis", covs), protect_weight=w)
+        ed = editing.make_editor("kis", model, tok, covs, hp, TEMPLATES, protected=prot)
+        W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in (0, 1, 2)}
+        first = ed.edit(facts[0])
+        layer = first.layer
+        K = ed.K_prot[layer].double().numpy()
+        k = first.key.double().numpy()
+        want = np.linalg.solve(covs[layer].double().numpy() + w / len(prot) * K @ K.T, k)
+        u = first.direction.double().numpy()
+        assert abs(u @ want) / (np.linalg.norm(u) * np.linalg.norm(want)) == pytest.approx(1.0, abs=1e-9)
+        dW = models.ffn_weight(model, layer).detach().double() - W0[layer]
+        np.testing.assert_allclose((dW @ first.key.double()).numpy(), first.residual.double().numpy(),
+                                   rtol=1e-6, atol=1e-9)  # W' k̄ = v exactly
+        moved[w] = float(np.linalg.norm(dW.numpy() @ K) / np.linalg.norm(dW.numpy() @ k))
+        if w:
+            assert ed.protected_keys(layer).shape[1] == len(prot) + 1  # the first edit's key is protected now
+        k1 = {lay: kk.double() for lay, kk in zip(ed.layers, ed.last_keys)}
+        W1 = {lay: models.ffn_weight(model, lay).detach().double().clone() for lay in (0, 1, 2)}
+        second = ed.edit(facts[1])
+        dW2 = models.ffn_weight(model, second.layer).detach().double() - W1[second.layer]
+        kept[w] = float((dW2 @ k1[second.layer]).norm() / (dW2 @ second.key.double()).norm())
+    assert moved[1e6] < 1e-4 * moved[0.0] and moved[1.0] < moved[0.0]
+    assert kept[1e6] < 1e-4 * kept[0.0]
+
+
 def test_wilke_picks_the_layer_its_criterion_says(covs, monkeypatch):
     model, tok = peaked_tiny()
     with torch.no_grad():  # a layer whose projection is small matches best: ‖δ‖‖W‖²/‖k‖² shrinks with ‖W‖²

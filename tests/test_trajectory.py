@@ -414,7 +414,8 @@ def test_editing_methods_benchmark_on_a_prepared_model(tmp_path, monkeypatch):
     rows = editing_methods.main(["--manifest", str(tmp_path / "models" / "tiny-llama-x" / "manifest.json"),
                                  "--all-facts", "--edits", "2", "--steps", "0,2", "--methods", "rome,memit",
                                  "--n-test", "3", "--max-facts", "40", "--corpus-file", str(corpus),
-                                 "--n-texts", "40", "--max-length", "32", "--n-boot", "20", "--out", str(out)])
+                                 "--n-texts", "40", "--max-length", "32", "--n-boot", "20", "--out", str(out),
+                                 "--set", "memit.mom2_update_weight=7.5"])
     assert seen["max_len"] == 100
     assert set(rows.model) == {"tiny-llama-x"} and set(rows.method) == {"rome", "memit"}
     assert sorted(rows[rows.method == "rome"].step) == [0, 2]
@@ -422,3 +423,9 @@ def test_editing_methods_benchmark_on_a_prepared_model(tmp_path, monkeypatch):
     assert last["memit"] == last["rome"] != ""
     text = out.read_text()
     assert text.startswith("tiny-llama-x (cpu") and "| memit | 2 |" in text and "| rome | 2 |" in text
+    assert "set memit.mom2_update_weight=7.5" in text.splitlines()[0]
+    assert editing_methods.hp_overrides(["kis.protect_weight=1e3"], ["kis"]) == {"kis": {"protect_weight": 1000.0}}
+    for bad, why in (("kis.protect_weight", "METHOD.KEY=VALUE"), ("rome.protect_weight=1", "not among"),
+                     ("kis.protect=1", "unknown hyperparameter")):
+        with pytest.raises(SystemExit, match=why):
+            editing_methods.hp_overrides([bad], ["kis"])

@@ -13,12 +13,12 @@ AlphaEdit: P = U₀U₀ᵀ (eigenvectors of C with eigenvalue < threshold), G = 
     ΔW = R ((P (K Kᵀ + G) + l2·I)⁻¹ P K)ᵀ — not of the ROME form: the formula becomes a prediction to test.
 WilKE / kis: per edit one layer of a candidate window, chosen by a score computed before writing (WilKE: the paper's
     pattern matching degree; kis: the predicted damage ‖r‖ Σ_j |P_ij| on protected known facts), then the r-ROME
-    update there (LayerChoosingROME).
+    update there (LayerChoosingROME); kis with protect_weight w turns u to A⁻¹k̄, A = C + (w/n) K_prot K_protᵀ.
 DeltaEdit: AlphaEdit, plus, when the drift score s = ‖A k‖ of the accumulated update A on the new key leaves
     μ ± α·σ (EMA mean and deviation of earlier scores), δ is kept orthogonal to the column space of [A k, A].
 
 Every editor update is rank one per layer, ΔW_i = ρ_i u_iᵀ, along the direction u_i it actually used: C⁻¹k̄ (ROME,
-r-ROME, MEMIT), k̄ (ROME without mom2_adjustment), A_i⁻¹P k_i (AlphaEdit / DeltaEdit, A_i = P(k_i k_iᵀ + G) + l2·I).
+r-ROME, MEMIT, WilKE, kis), A⁻¹k̄ (kis with protect_weight), k̄ (ROME without mom2_adjustment), A_i⁻¹P k_i (AlphaEdit / DeltaEdit, A_i = P(k_i k_iᵀ + G) + l2·I).
 So with r_i = ΔW_i k_i and P_ij = u_iᵀk_j / u_iᵀk_i the change of any key is Σ_i r_i P_ij exactly, for every method.
 Every editor edits W through kis.models.ffn_weight (in place; the edited layers kept in fp32, keep_fp32) and reports,
 at its `measure_layer` (whose keys no edit of the method moves), the key k_i it wrote, r_i and u_i, from which
@@ -596,6 +596,11 @@ class LayerChoosingROME:
         dev = device_of(model)
         self.chol = {layer: cholesky(covs[layer].to(dev), ridge, f"layer {layer}: ") for layer in self.layers}
         self.per_layer_vstar = bool(hp.get("per_layer_vstar", True))
+        self.last_keys = None  # the keys the last edit wrote at, one per candidate layer (f,)
+
+    def factor(self, layer: int) -> torch.Tensor:
+        """Cholesky factor of the matrix whose inverse turns the key into the update direction (C: r-ROME)."""
+        return self.chol[layer]
 
     def _delta(self, fact, layer):
         res = vstar.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
@@ -609,7 +614,7 @@ class LayerChoosingROME:
         """The ROME-style update at `layer` (not applied): W, u, ΔW and the residual r = ΔW k̄."""
         W = models.ffn_weight(self.model, layer).detach().double()
         at = k0 if self.hp.get("write_at", "mean") == "prompt" else k
-        _lam, u, dW = rome_update(W, self.chol[layer], at, W @ k0 + delta, k_dir=k)
+        _lam, u, dW = rome_update(W, self.factor(layer), at, W @ k0 + delta, k_dir=k)
         return {"layer": layer, "k": k, "k0": k0, "W": W, "u": u, "dW": dW, "r": dW @ k, "delta": delta}
 
     def score(self, cand: dict) -> float:
@@ -637,6 +642,8 @@ class LayerChoosingROME:
             res[c["layer"]] = self._delta(fact, c["layer"])
             c = self.candidate(c["layer"], c["k"], c["k0"], res[c["layer"]].delta)
         _apply(self.model, c["layer"], c["dW"], where)
+        self.last_keys = [(k0s if self.hp.get("write_at", "mean") == "prompt" else kbar)[i].to(dev)
+                          for i in range(len(self.layers))]
         r = res[c["layer"]]
         info = {"steps": r.steps, "nll": r.nll, "layer": c["layer"],
                 "scores": {int(layer): float(s) for layer, s in zip(self.layers, scores)}}
@@ -667,7 +674,12 @@ class KIS(LayerChoosingROME):
     protected set of known facts (never the held-out ones), computed before writing:
         l* = argmin_l ‖r_l‖ Σ_j |P_lj|,  P_lj = u_lᵀk_j / u_lᵀk̄_l,  u_l = C_l⁻¹k̄_l,  r_l = ΔW_l k̄_l
     (the paper's Σ_j |Λ_i P_ij| of the update this edit needs at l), then the r-ROME update at l*. The protected
-    keys k_j (bare prompt, subject's last token, every candidate layer) are taken once from the unedited model."""
+    keys k_j (bare prompt, subject's last token, every candidate layer) are taken once from the unedited model.
+    hp protect_weight w > 0 also turns the direction within each layer away from the protected keys and from the
+    keys every earlier edit wrote at (K, f × m; the earlier edits join the damage sum too):
+        u_l = A_l⁻¹k̄_l,  A_l = C_l + (w / n_protected) K Kᵀ   — argmin uᵀC u + (w/n) Σ_j (uᵀk_j)² s.t. uᵀk̄ = 1
+    (w = 1: the protected facts weigh as much as the corpus behind C; w → ∞: the update's direction is C-orthogonal
+    to them, an exact null-space edit of those keys; w = 0: u = C⁻¹k̄ as above)."""
     name = "kis"
 
     def __init__(self, model, tok, covs, hp, templates, kl_prompt="{} is a", ridge: float = 0.0, protected=None):
@@ -679,10 +691,45 @@ class KIS(LayerChoosingROME):
                           layers=self.layers, where="protected facts: ")
         dev = device_of(model)
         self.K_prot = {layer: K[i].to(dev).T for i, layer in enumerate(self.layers)}  # f × m
-        log.info("kis: %d protected facts, candidate layers %s", len(protected), self.layers)
+        self.protect_weight = float(hp.get("protect_weight", 0.0))
+        if self.protect_weight < 0:
+            raise ValueError(f"kis protect_weight must be ≥ 0, got {self.protect_weight}")
+        self.ridge = ridge
+        self.C = {layer: covs[layer].to(dev).double() for layer in self.layers} if self.protect_weight else {}
+        self.K_done = {layer: [] for layer in self.layers}  # keys earlier edits wrote at (protect_weight > 0)
+        self._factors = {}
+        log.info("kis: %d protected facts, candidate layers %s, protect_weight %g", len(protected), self.layers,
+                 self.protect_weight)
+
+    def protected_keys(self, layer: int) -> torch.Tensor:
+        """K (f × m): the protected facts' keys, and (protect_weight > 0) those earlier edits wrote at."""
+        K = self.K_prot[layer]
+        if self.K_done[layer]:
+            K = torch.cat([K.double(), torch.stack(self.K_done[layer], 1).double()], 1)
+        return K
+
+    def factor(self, layer):
+        if not self.protect_weight:
+            return self.chol[layer]
+        if layer not in self._factors:
+            K = self.protected_keys(layer).double()
+            C = self.C[layer]
+            if self.ridge:  # the ridge of C alone, as in the r-ROME factor
+                C = C + self.ridge * torch.trace(C) / C.shape[0] * torch.eye(C.shape[0], dtype=C.dtype, device=C.device)
+            A = C + (self.protect_weight / len(self.protected_ids)) * (K @ K.T)
+            self._factors[layer] = cholesky(A, 0.0, f"kis layer {layer}: ")
+        return self._factors[layer]
 
     def score(self, cand):
-        return predicted_damage(cand["r"], cand["u"], cand["k"], self.K_prot[cand["layer"]])
+        return predicted_damage(cand["r"], cand["u"], cand["k"], self.protected_keys(cand["layer"]))
+
+    def edit(self, fact):
+        res = super().edit(fact)
+        if self.protect_weight:
+            for layer, k in zip(self.layers, self.last_keys):
+                self.K_done[layer].append(k.double())
+            self._factors.clear()
+        return res
 
 
 def check_protected(protected_ids, heldout_ids) -> None:
