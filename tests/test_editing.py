@@ -138,6 +138,21 @@ def test_nullspace_projector():
     np.testing.assert_allclose(P @ Q[:, ev < thr], Q[:, ev < thr], atol=1e-10)
 
 
+def test_null_space_benchmark_counts_what_the_projector_keeps():
+    """benchmarks/null_space.py: the share below AlphaEdit's threshold is the projector's rank; scaling the keys by 10
+    (C by 100) moves directions out of the null space — the same absolute threshold, a different constraint."""
+    import null_space
+
+    rng = np.random.default_rng(3)
+    C = spd(16, rng, cond=1e4)
+    thr = float(np.median(np.linalg.eigvalsh(C)))
+    rows = null_space.null_space_rows({2: t(C), 5: t(100 * C)}, [2, 5], thr)
+    _, dim = editing.nullspace_projector(t(C), thr)
+    assert rows[0]["below"] == dim == 8 and rows[0]["share"] == 0.5 and rows[0]["f"] == 16
+    assert rows[1]["below"] < rows[0]["below"]
+    assert rows[1]["mean_eig"] == pytest.approx(100 * np.trace(C) / 16)
+
+
 def test_alphaedit_update_matches_the_paper_form_and_spares_preserved_keys():
     rng = np.random.default_rng(8)
     d, f, n, l2 = 4, 10, 2, 3.0
