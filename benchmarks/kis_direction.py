@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from bench_common import FACTS, REPO, model_for  # noqa: E402
+from bench_common import REPO, model_for  # noqa: E402
 from editing_methods import corpus_texts, markdown  # noqa: E402
 
 from kis import covariance, editing, keys, knowledge, models, trajectory  # noqa: E402
@@ -60,7 +60,7 @@ def main(argv=None):
     ap.add_argument("--edits", type=int, default=100)
     ap.add_argument("--n-test", type=int, default=30, help="held-out facts (skipped, never read)")
     ap.add_argument("--max-facts", type=int, default=1017)
-    ap.add_argument("--facts", default=str(FACTS))
+    ap.add_argument("--facts", default=str(REPO / "resources" / "facts.json"), help="as editing_methods.py")
     ap.add_argument("--manifest", help="a prepared model's manifest.json (default: SmolLM2-135M)")
     ap.add_argument("--corpus-file")
     ap.add_argument("--n-texts", type=int, default=300)
@@ -88,6 +88,10 @@ def main(argv=None):
     val_ids = [c for c in known if c not in used]
     log.info("%d known: %d edits, %d protected, %d validation (held-out %d not read)", len(known), len(edit_ids),
              len(prot_ids), len(val_ids), len(_test))
+    if not prot_ids or not val_ids:
+        sys.exit(f"{args.facts}: {len(known)} known facts of {args.max_facts} leave {len(prot_ids)} protected and "
+                 f"{len(val_ids)} validation facts after {len(edit_ids)} edits and {len(_test)} held out: "
+                 "raise --max-facts or lower --edits")
 
     def keys_of(ids, templates=("{}",)):
         fs = trajectory.facts_by_id(frame, ids)
