@@ -171,10 +171,11 @@ def main(argv=None):
     ap.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                     help="override one hyperparameter after the config's rules (e.g. kis.protect_weight=1; repeat "
                          "for more); the header lists them")
+    ap.add_argument("--log-every", type=int, default=10, help="log every n-th edit's line (and every failed one); "
+                    "0: failed edits only")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the forecast AUC interval")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("kis.trajectory").setLevel(logging.WARNING)  # one line per edit is too much here
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit(f"--device {args.device}: torch {torch.__version__} sees no CUDA device on this machine")
     torch.set_num_threads(args.threads)
@@ -255,7 +256,8 @@ def main(argv=None):
         fr = trajectory.run(model, tok, ed, edits, test, eval_every=max(1, args.edits), model_name=model_key,
                             max_neighborhood=settings.get("max_neighborhood", 10),
                             fluency_prompts=args.fluency_prompts,
-                            fluency_max_len=args.fluency_max_len, record_steps=set(steps))
+                            fluency_max_len=args.fluency_max_len, record_steps=set(steps),
+                            log_every=args.log_every)  # one line per edit is too much here
         log.info("%s (layers %s) done in %.0f s: %s", method, ed.layers, time.perf_counter() - t1,
                  fr.status.iloc[-1])
         frames.append(fr)

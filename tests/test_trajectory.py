@@ -429,3 +429,28 @@ def test_editing_methods_benchmark_on_a_prepared_model(tmp_path, monkeypatch):
                      ("kis.protect=1", "unknown hyperparameter")):
         with pytest.raises(SystemExit, match=why):
             editing_methods.hp_overrides([bad], ["kis"])
+
+
+
+def test_trajectory_logs_every_nth_edit_the_last_and_every_failed_one(covs, monkeypatch, caplog):
+    """log_every=2 over 5 edits logs edits 2, 4, 5 and the failed edit 3; log_every=0 only the failed one."""
+    model, tok = peaked_tiny()
+    facts = tiny_facts()
+    real = trajectory.immediate
+    fail = facts[2]["case_id"]
+
+    def immediate(model, tok, fact):
+        ok, p = real(model, tok, fact)
+        return (False, p) if fact["case_id"] == fail else (ok, p)
+
+    monkeypatch.setattr(trajectory, "immediate", immediate)
+    logged = {}
+    for every in (2, 0):
+        ed = editing.make_editor("rome", copy.deepcopy(model), tok, covs, hp_for("rome", covs, [1]), TEMPLATES)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="kis.trajectory"):
+            trajectory.run(ed.model, tok, ed, facts[:5], facts[5:7], eval_every=5, fluency_prompts=0,
+                           log_every=every)
+        logged[every] = [r.args[1] for r in caplog.records if " edit %d/%d " in str(r.msg)]
+        assert all(r.args[4] == "FAILED" for r in caplog.records if " edit %d/%d " in str(r.msg) and r.args[1] == 3)
+    assert logged == {2: [2, 3, 4, 5], 0: [3]}

@@ -289,11 +289,12 @@ def _rel(err, meas, how) -> float:
 
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
-        fluency_max_len: int = 100, record_steps=None, progress=None) -> pd.DataFrame:
+        fluency_max_len: int = 100, record_steps=None, progress=None, log_every: int = 1) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
-    displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact."""
+    displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact.
+    log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only)."""
     if getattr(editor, "protected_ids", None) is not None:
         editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
     ml = editor.measure_layer
@@ -365,8 +366,9 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
         n_triggered += int(res.triggered)
         ok, p_new = immediate(model, tok, fact)
         window.append((ok, p_new, res.v_prob, res.seconds, at))
-        log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", editor.name, n, len(edits),
-                 fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
+        if not ok or (log_every > 0 and (n % log_every == 0 or n == len(edits))):
+            log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", editor.name, n, len(edits),
+                     fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
         due = n in record_steps if record_steps is not None else n % eval_every == 0
         if due or n == len(edits):
             r = row(n)
