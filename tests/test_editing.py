@@ -1,6 +1,7 @@
 """Closed forms of kis.editing against independent numpy/scipy formulas (random SPD C and keys, no model), the
 in-place weight update on tiny models, and the hyperparameter rule."""
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -489,9 +490,9 @@ def test_memit_reaches_z_through_a_post_ffn_norm(family, monkeypatch):
         assert without == pytest.approx(with_map, abs=1e-9)  # no norm: the mapping is the identity
 
 
-def test_to_ffn_space_meets_an_unreachable_target_in_least_squares():
+def test_to_ffn_space_meets_an_unreachable_target_in_least_squares(caplog):
     """An RMS norm cannot change its output's scale: a radial R is met in least squares, never by blowing m up
-    (a near-singular Jacobian once gave ‖ΔW‖ = 1e20 on Gemma-3-270M)."""
+    (a near-singular Jacobian once gave ‖ΔW‖ = 1e20 on Gemma-3-270M), and the fallback is logged."""
     model, tok = tiny.model("gemma3")
     fact = {"case_id": 0, "prompt": "{} is found in the", "subject": "The list"}
     norm = models.post_ffn_norm(model, 1)
@@ -501,7 +502,13 @@ def test_to_ffn_space_meets_an_unreachable_target_in_least_squares():
     torch.manual_seed(0)
     tangential = torch.randn_like(y0) * 0.05 * y0.norm()
     R = (4.0 * y0 + tangential)[:, None]            # mostly "scale the output by 5": unreachable
-    dm = editing.to_ffn_space(model, tok, fact, 1, R)[:, 0]
+    with caplog.at_level(logging.WARNING, logger="kis.editing"):
+        dm = editing.to_ffn_space(model, tok, fact, 1, R)[:, 0]
+    assert any("cannot reach" in r.getMessage() and "layer 1" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kis.editing"):
+        editing.to_ffn_space(model, tok, fact, 1, tangential[:, None] * 1e-3)  # small, reachable: no warning
+    assert not caplog.records
     assert torch.isfinite(dm).all() and float(dm.norm()) < 100 * float(m.norm())
     with torch.no_grad():
         miss = float((norm((m + dm).float()).double() - (y0 + R[:, 0])).norm())

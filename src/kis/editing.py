@@ -368,6 +368,7 @@ def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int
     miss = R[:, 0].double()  # target − norm(m)
     eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-6)))
     cap = 10 * max(float(m.pow(2).mean().sqrt()), eps ** 0.5)  # largest RMS of m + Δm
+    capped = False
     for _ in range(iters):
         if float(miss.norm()) <= 1e-9 * float(target.norm()):
             break
@@ -386,7 +387,16 @@ def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int
         size = float((m + dm).pow(2).mean().sqrt())
         if size > cap:  # past 10·√ε the output is saturated: more size only chases an asymptote (‖ΔW‖ → ∞)
             dm = (m + dm) * (cap / size) - m
+            capped = True
             break
+    if capped:
+        with torch.no_grad():
+            miss = target - f(m + dm)
+    share = float(miss.norm()) / max(float(R.norm()), 1e-30)
+    if capped or share > 1e-3:  # a fallback: what MEMIT asked for is not what it writes (logged, never silent)
+        log.warning("case %s layer %d: the post-FFN norm cannot reach the block-output residual: met in least "
+                    "squares, %.1f %% of ‖R‖ missed%s", fact.get("case_id"), layer, 100 * share,
+                    f", RMS of the FFN output capped at 10× ({cap:.3g})" if capped else "")
     return dm[:, None]
 
 
