@@ -490,6 +490,35 @@ def test_memit_reaches_z_through_a_post_ffn_norm(family, monkeypatch):
         assert without == pytest.approx(with_map, abs=1e-9)  # no norm: the mapping is the identity
 
 
+@pytest.mark.parametrize("degrees", [20, 60, 88])
+def test_to_ffn_space_takes_the_smallest_change_of_the_ffn_output(degrees):
+    """The norm's output is blind to the scale of m + Δm: to turn the block output as a rotation of m by θ would,
+    the least Δm lies on that rotation's ray nearest m, ‖Δm‖ = ‖m‖ sin θ and ‖m + Δm‖ = ‖m‖ cos θ (closed form;
+    0.1 ‖m‖ past 84°, the floor).
+    Gauss-Newton alone walks tangentially and lands farther out (the drift that compounded ‖ΔW‖ over a stream)."""
+    model, tok = tiny.model("gemma3")
+    with torch.no_grad():  # FFN outputs well above the norm's √ε (as a real model's), where ε cannot matter
+        models.ffn_weight(model, 1).mul_(1e3)
+    fact = {"case_id": 0, "prompt": "{} is found in the", "subject": "The list"}
+    norm = models.post_ffn_norm(model, 1)
+    m = editing.vstar.ffn_output(model, tok, fact["prompt"], fact["subject"], 1)
+    assert float(m.pow(2).mean().sqrt()) > 100 * norm.eps ** 0.5
+    torch.manual_seed(1)
+    v = torch.randn_like(m)
+    v = v - (v @ m) / (m @ m) * m
+    th = np.radians(degrees)
+    x_rot = float(np.cos(th)) * m + float(np.sin(th)) * m.norm() * v / v.norm()   # m turned by θ, same norm
+    with torch.no_grad():
+        R = (norm(x_rot.float()).double() - norm(m.float()).double())[:, None]
+    dm = editing.to_ffn_space(model, tok, fact, 1, R)[:, 0]
+    with torch.no_grad():
+        miss = float((norm((m + dm).float()).double() - norm(m.float()).double() - R[:, 0]).norm())
+    assert miss < 1e-3 * float(R.norm())
+    assert float(dm.norm()) == pytest.approx(float(m.norm()) * np.sin(th), rel=1e-2)
+    # past cos θ < 0.1 the floor (RMS ≥ 0.1·RMS(m)) keeps m + Δm off the origin, on the same ray
+    assert float((m + dm).norm()) == pytest.approx(float(m.norm()) * max(np.cos(th), 0.1), rel=2e-2)
+
+
 def test_to_ffn_space_meets_an_unreachable_target_in_least_squares(caplog):
     """An RMS norm cannot change its output's scale: a radial R is met in least squares, never by blowing m up
     (a near-singular Jacobian once gave ‖ΔW‖ = 1e20 on Gemma-3-270M), and the fallback is logged."""
