@@ -536,7 +536,7 @@ def test_to_ffn_space_meets_an_unreachable_target_in_least_squares(caplog):
     assert any("cannot reach" in r.getMessage() and "layer 1" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="kis.editing"):
-        editing.to_ffn_space(model, tok, fact, 1, tangential[:, None] * 1e-3)  # small, reachable: no warning
+        editing.to_ffn_space(model, tok, fact, 1, tangential[:, None] * 1e-3)  # small, reachable: nothing logged
     assert not caplog.records
     assert torch.isfinite(dm).all() and float(dm.norm()) < 100 * float(m.norm())
     with torch.no_grad():

@@ -431,7 +431,6 @@ def test_editing_methods_benchmark_on_a_prepared_model(tmp_path, monkeypatch):
             editing_methods.hp_overrides([bad], ["kis"])
 
 
-
 def test_trajectory_logs_every_nth_edit_the_last_and_every_failed_one(covs, monkeypatch, caplog):
     """log_every=2 over 5 edits logs edits 2, 4, 5 and the failed edit 3; log_every=0 only the failed one."""
     model, tok = peaked_tiny()

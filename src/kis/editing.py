@@ -365,19 +365,22 @@ def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int
     def f(x):
         return norm(x.to(dtype)).double()
 
+    def rms(x) -> float:
+        return float(x.pow(2).mean().sqrt())
+
     with torch.no_grad():
         target = f(m) + R[:, 0]
     dm = torch.zeros_like(m)
     miss = R[:, 0].double()  # target − norm(m)
     eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-6)))
-    rms_m = float(m.pow(2).mean().sqrt())
+    rms_m = rms(m)
     cap = 10 * max(rms_m, eps ** 0.5)  # largest RMS of m + Δm
     floor = max(0.1 * rms_m, 10 * eps ** 0.5)  # smallest RMS of m + Δm (below ~√ε the norm's ε moves the output)
 
     def nearest_on_ray(dm, miss):
         """(Δm, miss) with m + Δm moved along its ray to the point nearest m, if that misses no more."""
         x = m + dm
-        size = float(x.pow(2).mean().sqrt())
+        size = rms(x)
         if size == 0.0:
             return dm, miss
         s = max(float(x @ m) / float(x @ x), floor / size)
@@ -402,7 +405,7 @@ def to_ffn_space(model, tok, fact: dict, layer: int, R: torch.Tensor, iters: int
             step = step / 2
         else:
             break
-        size = float((m + dm).pow(2).mean().sqrt())
+        size = rms(m + dm)
         if size > cap:  # past 10·√ε the output is saturated: more size only chases an asymptote (‖ΔW‖ → ∞)
             dm = (m + dm) * (cap / size) - m
             capped = True
