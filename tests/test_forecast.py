@@ -245,13 +245,14 @@ def test_wilke_picks_the_layer_its_criterion_says(covs, monkeypatch):
         models.ffn_weight(model, 1).mul_(0.05)
     fact = tiny_facts()[0]
     seen = {}
-    real = vstar.optimize_delta
+    real = vstar.optimize_deltas
 
     def keep(*a, **kw):
-        seen[kw["layer"]] = real(*a, **kw)
-        return seen[kw["layer"]]
+        res = real(*a, **kw)
+        seen.update(zip(kw["layers"], res))
+        return res
 
-    monkeypatch.setattr(vstar, "optimize_delta", keep)
+    monkeypatch.setattr(vstar, "optimize_deltas", keep)
     ed = editing.make_editor("wilke", model, tok, covs, dict(layer_hp("wilke", covs), per_layer_vstar=False),
                              TEMPLATES)
     assert ed.per_layer_vstar  # WilKE needs every δ_l

@@ -411,6 +411,36 @@ def test_vstar_nll_at_delta_zero_is_the_teacher_forced_nll(family):
     assert res.steps == 0 and res.nll == pytest.approx(ref, rel=1e-5)
 
 
+@pytest.mark.parametrize("family", [*tiny.FAMILIES, "gemma3"])  # tiny gemma2 in float64: NaN logits at δ = 0
+@pytest.mark.parametrize("norm", ["mlp", "block"])
+def test_vstar_at_several_layers_in_one_batch_equals_one_layer_at_a_time(family, norm):
+    """optimize_deltas runs one copy of the rows per layer, each with its own δ, Adam, clamp and stopping step: in
+    float64 every δ_l, v_0, loss and step count equals optimize_delta at layer l alone, also when the layers stop at
+    different steps (stop_prob between the layers' final probabilities)."""
+    from kis import vstar
+
+    model, tok = tiny.model(family)
+    model.double()
+    kw = dict(prompt="In the {} we read", subject="The list", target="list of",
+              templates=["{}", "The following is a fact about the world. {}"], norm=norm)
+    hp = {"v_num_grad_steps": 6, "v_lr": 0.5, "v_weight_decay": 0.5, "kl_factor": 0.0625, "clamp_norm_factor": 4.0,
+          "stop_loss": 0.0}
+    probs = sorted(vstar.optimize_delta(model, tok, layer=layer, hp=hp, **kw).prob for layer in (0, 1, 2))
+    assert probs[0] < probs[-1]
+    hp["stop_prob"] = (probs[0] + probs[-1]) / 2
+    ref = [vstar.optimize_delta(model, tok, layer=layer, hp=hp, **kw) for layer in (0, 1, 2)]
+    got = vstar.optimize_deltas(model, tok, layers=[0, 1, 2], hp=hp, **kw)
+    assert [g.steps for g in got] == [r.steps for r in ref] and len({r.steps for r in ref}) == 2
+    for g, r in zip(got, ref):
+        assert float(r.delta.norm()) > 0
+        torch.testing.assert_close(g.delta, r.delta, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(g.v0_mlp, r.v0_mlp, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(g.v0_block, r.v0_block, rtol=1e-12, atol=1e-15)
+        assert (g.nll, g.prob, g.kl) == pytest.approx((r.nll, r.prob, r.kl), rel=1e-9, abs=1e-12)
+    with pytest.raises(ValueError, match="distinct"):
+        vstar.optimize_deltas(model, tok, layers=[1, 1], hp=hp, **kw)
+
+
 @pytest.mark.parametrize("family", [*tiny.FAMILIES, *tiny.GEMMA])
 def test_vstar_on_the_cached_prefix_equals_whole_rows(family):
     """v* runs the tokens before the subject's last token once (left-padded, KV cached) and only the rest every

@@ -613,7 +613,8 @@ class LayerChoosingROME:
     """ROME-style editing at one layer per edit, chosen from hp['layers'] (every candidate needs its C) by the
     lowest `score` computed before writing; then the r-ROME closed form at that layer (v* = W k₀ + δ written at
     the template-mean key k̄, u = C⁻¹k̄; hp write_at: prompt writes at k₀ as ROME). Subclasses define score().
-    per_layer_vstar (default true): δ optimised at every candidate layer (cost ≈ |window| ROME edits); false: one δ
+    per_layer_vstar (default true): δ optimised at every candidate layer, all in one batch (vstar.optimize_deltas; on
+    a CPU still ≈ |window| ROME edits: 1.25× less than one layer at a time on Gemma-3-270M); false: one δ
     at the nominal layer (the window's last) scores every candidate (first order: W_l k₀ + δ is the value wanted at
     layer l), and δ is optimised again only at the chosen layer when it differs (≤ 2 ROME edits)."""
 
@@ -635,13 +636,15 @@ class LayerChoosingROME:
         """Cholesky factor of the matrix whose inverse turns the key into the update direction (C: r-ROME)."""
         return self.chol[layer]
 
-    def _delta(self, fact, layer):
-        res = vstar.optimize_delta(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
-                                   target=fact["target_new"], layer=layer, templates=self.templates, hp=self.hp,
-                                   kl_prompt=self.kl_prompt, norm="mlp")
-        if not bool(torch.isfinite(res.delta).all()):
-            raise EditDiverged(f"{self.name} case {fact['case_id']}: non-finite δ at layer {layer}")
-        return res
+    def _deltas(self, fact, layers) -> dict:
+        """{layer: v* result}: δ at each of `layers`, optimised side by side in one batch (vstar.optimize_deltas)."""
+        res = vstar.optimize_deltas(self.model, self.tok, prompt=fact["prompt"], subject=fact["subject"],
+                                    target=fact["target_new"], layers=layers, templates=self.templates, hp=self.hp,
+                                    kl_prompt=self.kl_prompt, norm="mlp")
+        for layer, r in zip(layers, res):
+            if not bool(torch.isfinite(r.delta).all()):
+                raise EditDiverged(f"{self.name} case {fact['case_id']}: non-finite δ at layer {layer}")
+        return dict(zip(layers, res))
 
     def candidate(self, layer: int, k: torch.Tensor, k0: torch.Tensor, delta: torch.Tensor) -> dict:
         """The ROME-style update at `layer` (not applied): W, u, ΔW and the residual r = ΔW k̄."""
@@ -661,18 +664,16 @@ class LayerChoosingROME:
         k0s = keys.averaged(self.model, self.tok, [fact["prompt"]], [fact["subject"]], layers=self.layers,
                             where=f"case {fact['case_id']}: ")[:, 0]
         dev = device_of(self.model)
-        res = {} if self.per_layer_vstar else {self.nominal: self._delta(fact, self.nominal)}
+        res = self._deltas(fact, self.layers if self.per_layer_vstar else [self.nominal])
         cands, scores = [], []
         for i, layer in enumerate(self.layers):
-            if self.per_layer_vstar:
-                res[layer] = self._delta(fact, layer)
             delta = res[layer if self.per_layer_vstar else self.nominal].delta
             cands.append(self.candidate(layer, kbar[i].to(dev), k0s[i].to(dev), delta))
             scores.append(self.score(cands[-1]))
         best = min(range(len(cands)), key=lambda i: scores[i])
         c = cands[best]
         if c["layer"] not in res:  # shared δ: optimise the chosen layer's own
-            res[c["layer"]] = self._delta(fact, c["layer"])
+            res.update(self._deltas(fact, [c["layer"]]))
             c = self.candidate(c["layer"], c["k"], c["k0"], res[c["layer"]].delta)
         _apply(self.model, c["layer"], c["dW"], where)
         self.last_keys = [(k0s if self.hp.get("write_at", "mean") == "prompt" else kbar)[i].to(dev)
