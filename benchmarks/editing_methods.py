@@ -229,7 +229,8 @@ def main(argv=None):
             layer_note += "; set " + ", ".join(f"{m}.{k}={v}" for m, kv in overrides.items() for k, v in kv.items())
         name = f"tiny random {args.tiny}" if args.tiny else model_key if args.manifest else "SmolLM2-135M-Instruct"
         known = "" if args.tiny or args.all_facts else "known "
-        partial = "" if done else f" (partial: {len(frames)} of {len(methods)} methods so far)"
+        partial = "" if done else (f" (partial: {len(frames)} of {len(methods)} methods begun, "
+                                   f"{frames[-1].method.iloc[0]} up to step {int(frames[-1].step.max())})")
         head = (f"{name} ({args.device}, {next(base.parameters()).dtype}), {len(edits)} sequential edits of "
                 f"{known}facts from {Path(args.facts).name}, {len(test)} held-out {known}facts (seed {args.seed}); "
                 f"C from {count} tokens of {corpus_id}; {layer_note}; edited layers in fp32. Wall time "
@@ -257,7 +258,9 @@ def main(argv=None):
                             max_neighborhood=settings.get("max_neighborhood", 10),
                             fluency_prompts=args.fluency_prompts,
                             fluency_max_len=args.fluency_max_len, record_steps=set(steps),
-                            log_every=args.log_every)  # one line per edit is too much here
+                            log_every=args.log_every,  # one line per edit is too much here
+                            # every recorded row rewrites the tables: a kill keeps the steps done
+                            progress=lambda rows: write_tables(frames + [rows], done=False))
         log.info("%s (layers %s) done in %.0f s: %s", method, ed.layers, time.perf_counter() - t1,
                  fr.status.iloc[-1])
         frames.append(fr)

@@ -431,6 +431,41 @@ def test_editing_methods_benchmark_on_a_prepared_model(tmp_path, monkeypatch):
             editing_methods.hp_overrides([bad], ["kis"])
 
 
+def test_editing_methods_benchmark_keeps_the_steps_done_when_killed(tmp_path, monkeypatch):
+    """A run killed in its second method's third edit leaves tables with the first method whole and the second up to
+    the last recorded step (hours of edits on Gemma are not lost to a kill), and the header says it is partial."""
+    import editing_methods
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"The {w} of the list is found in the module {i}." for i, w in
+                                   enumerate(["name", "type", "value", "length", "order"] * 8)))
+    real, calls = trajectory.immediate, {"memit": 0}
+
+    class Killed(Exception):
+        pass
+
+    def immediate(model, tok, fact):
+        if model is not seen.setdefault("first", model):   # the second method's model
+            calls["memit"] += 1
+            if calls["memit"] == 3:
+                raise Killed
+        return real(model, tok, fact)
+
+    seen = {}
+    monkeypatch.setattr(trajectory, "immediate", immediate)
+    out = tmp_path / "t.md"
+    with pytest.raises(Killed):
+        editing_methods.main(["--tiny", "llama", "--edits", "4", "--steps", "0,1,2,4", "--methods", "rome,memit",
+                              "--n-test", "3", "--max-facts", "40", "--corpus-file", str(corpus), "--n-texts", "40",
+                              "--max-length", "32", "--n-boot", "20", "--fluency-prompts", "0", "--out", str(out)])
+    rows = pd.read_csv(out.with_suffix(".csv"))
+    assert sorted(rows[rows.method == "rome"].step) == [0, 1, 2, 4]
+    assert sorted(rows[rows.method == "memit"].step) == [0, 1, 2]   # edit 3 never finished
+    head = out.read_text().splitlines()[0]
+    assert "partial: 2 of 2 methods begun, memit up to step 2" in head
+    assert "| memit | 2 |" in out.read_text() and "| memit | 4 |" not in out.read_text()
+
+
 def test_trajectory_logs_every_nth_edit_the_last_and_every_failed_one(covs, monkeypatch, caplog):
     """log_every=2 over 5 edits logs edits 2, 4, 5 and the failed edit 3; log_every=0 only the failed one."""
     model, tok = peaked_tiny()

@@ -294,7 +294,9 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
     displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact.
-    log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only)."""
+    log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only).
+    progress: called with the rows so far after every row is recorded (step 0 included), so that a caller can write
+    partial results that outlive a kill."""
     if getattr(editor, "protected_ids", None) is not None:
         editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
     ml = editor.measure_layer
@@ -345,7 +347,12 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
              "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
         return r
 
-    rows.append(row(0))
+    def record(r):
+        rows.append(r)
+        if progress is not None:
+            progress(pd.DataFrame(rows)[list(TRAJECTORY_COLUMNS)])
+
+    record(row(0))
     for n, fact in enumerate(edits, 1):
         try:
             res = editor.edit(fact)
@@ -353,7 +360,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
             log.warning("%s: edit %d (case %s) diverged: %s — trajectory stops here", editor.name, n,
                         fact["case_id"], e)
             window.append((False, float("nan"), float("nan"), 0.0, -1))
-            rows.append({**row(n, "diverged", str(e)), "case_id": str(fact["case_id"])})
+            record({**row(n, "diverged", str(e)), "case_id": str(fact["case_id"])})
             break
         at = ml if res.layer is None else int(res.layer)
         if at not in edit_keys:
@@ -374,13 +381,11 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
             r = row(n)
             if not np.isfinite(r["heldout_p_true"]):
                 r.update(status="diverged", reason="non-finite held-out probability")
-                rows.append(r)
+                record(r)
                 log.warning("%s: non-finite held-out probability after edit %d — trajectory stops", editor.name, n)
                 break
-            rows.append(r)
+            record(r)
             window = []
-            if progress is not None:
-                progress(r)
     frame = pd.DataFrame(rows)
     return frame[list(TRAJECTORY_COLUMNS)]
 
