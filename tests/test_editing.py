@@ -154,6 +154,32 @@ def test_null_space_benchmark_counts_what_the_projector_keeps():
     assert rows[1]["mean_eig"] == pytest.approx(100 * np.trace(C) / 16)
 
 
+def test_null_space_keys_benchmark_measures_what_alphaedit_lets_through():
+    """benchmarks/null_space_keys.py against editing.nullspace_projector: ‖P₀k‖² of each key, tr(P₀C) as the mean of
+    ‖P₀x‖² over samples whose second moment is C, and a key inside the null space gets all of its energy through."""
+    import null_space_keys
+
+    rng = np.random.default_rng(5)
+    f = 12
+    C = spd(f, rng, cond=1e4)
+    thr = float(np.median(np.linalg.eigvalsh(C)))
+    P = editing.nullspace_projector(t(C), thr)[0].numpy()
+    ev, Q = np.linalg.eigh(C)
+    K = np.vstack([rng.standard_normal((5, f)), Q[:, 0]])               # the last key lies in the null space
+    got = null_space_keys.null_space_reach(t(C), t(K), thr)
+    reach = ((K @ P) ** 2).sum(1)
+    share = reach / (K ** 2).sum(1)
+    assert got["below"] == 6 and got["f"] == f
+    assert got["fact_share_median"] == pytest.approx(np.median(share), rel=1e-9)
+    assert got["fact_share_p90"] == pytest.approx(np.percentile(share, 90), rel=1e-9)
+    assert share[-1] == pytest.approx(1.0)
+    X = rng.multivariate_normal(np.zeros(f), C, size=200_000)             # samples with E[x xᵀ] = C
+    corpus = float(np.trace(P @ C))
+    assert ((X @ P) ** 2).sum(1).mean() == pytest.approx(corpus, rel=0.02)
+    assert got["corpus_share"] == pytest.approx(corpus / np.trace(C), rel=1e-9)
+    assert got["ratio"] == pytest.approx(reach.mean() / corpus, rel=1e-9)
+
+
 def test_alphaedit_update_matches_the_paper_form_and_spares_preserved_keys():
     rng = np.random.default_rng(8)
     d, f, n, l2 = 4, 10, 2, 3.0
