@@ -40,6 +40,7 @@ import torch  # noqa: E402
 from bench_common import REPO, WIKI, model_for, wiki_texts  # noqa: E402
 
 from kis import covariance, editing, forecast, knowledge, models, trajectory  # noqa: E402
+from kis import io as kio  # noqa: E402
 
 log = logging.getLogger("benchmarks.editing_methods")
 
@@ -222,7 +223,8 @@ def main(argv=None):
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         lists = [c for c in allrows.columns if c.endswith(("_keys", "_facts")) or c == "edit_layers"]
-        allrows.drop(columns=lists).to_csv(out.with_suffix(".csv"), index=False)
+        with kio.atomic_path(out.with_suffix(".csv")) as tmp:  # rewritten mid-run: a kill never leaves half a file
+            allrows.drop(columns=lists).to_csv(tmp, index=False)
         fsum = forecast_table(frames, [f["case_id"] for f in test], args.n_boot)
         layer_note = "; ".join(f"{m}: layers {hp.get('layer', hp.get('layers'))}" for m, hp in hps.items())
         if overrides:
@@ -240,7 +242,8 @@ def main(argv=None):
                  "recorded steps, 95 % bootstrap interval; top decile: share forgotten at the end among the 10 % of "
                  "held-out facts the pre-edit forecast ranks riskiest) and seconds per edit (relative to ROME):\n\n"
                  + markdown(fsum))
-        out.write_text(text)
+        with kio.atomic_path(out) as tmp:
+            tmp.write_text(text)
         if done:
             print(text)
         print(f"wrote {out} and {out.with_suffix('.csv')}")

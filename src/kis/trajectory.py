@@ -347,10 +347,13 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
              "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
         return r
 
+    def frame() -> pd.DataFrame:
+        return pd.DataFrame(rows)[list(TRAJECTORY_COLUMNS)]
+
     def record(r):
         rows.append(r)
         if progress is not None:
-            progress(pd.DataFrame(rows)[list(TRAJECTORY_COLUMNS)])
+            progress(frame())
 
     record(row(0))
     for n, fact in enumerate(edits, 1):
@@ -386,8 +389,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
                 break
             record(r)
             window = []
-    frame = pd.DataFrame(rows)
-    return frame[list(TRAJECTORY_COLUMNS)]
+    return frame()
 
 
 def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
