@@ -15,7 +15,6 @@ reaches a fact's key than an average corpus token's. C from the first --n-texts 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from bench_common import REPO, WIKI, model_for, wiki_texts  # noqa: E402
+from bench_common import REPO, WIKI, first_facts, model_for, wiki_covariances  # noqa: E402
 
-from kis import covariance, editing, keys, models  # noqa: E402
+from kis import editing, keys, models  # noqa: E402
 
 
 def null_space_reach(C: torch.Tensor, K: torch.Tensor, threshold: float) -> dict:
@@ -58,9 +57,8 @@ def main(argv=None):
     hp = editing.resolve_hparams(settings, "alphaedit", models.n_layers(model), [name], models.dims(model)[1])
     thr = args.threshold if args.threshold is not None else float(hp["nullspace_threshold"])
     layers = list(hp["layers"])
-    sums, count = covariance.collect(model, tok, wiki_texts(args.n_texts), max_length=128, token_budget=4096)
-    covs = covariance.finalize(sums, count)
-    facts = [r["requested_rewrite"] for r in json.loads((REPO / "resources" / "facts.json").read_text())[:args.facts]]
+    covs, count = wiki_covariances(model, tok, args.n_texts)
+    facts = first_facts(args.facts)
     K = keys.averaged(model, tok, [f["prompt"] for f in facts], [f["subject"] for f in facts], layers=layers)
     print(f"{name}, {len(facts)} facts, C from {count} tokens, threshold {thr:g}:\n")
     print("| model | layer | null space (dims of f) | corpus energy in it | fact key energy in it, median (p90) "

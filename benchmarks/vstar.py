@@ -15,7 +15,6 @@ attention), so the tokens before it need running only once; every step then runs
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from bench_common import REPO, model_for  # noqa: E402
+from bench_common import REPO, first_facts, model_for  # noqa: E402
 
 from kis import editing, models, vstar  # noqa: E402
 
@@ -41,7 +40,7 @@ def main(argv=None):
     settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["editing"]
     hp = editing.resolve_hparams(settings, "rome", models.n_layers(model), names=(name,))
     layer = hp["layer"] if args.layer is None else args.layer
-    facts = [r["requested_rewrite"] for r in json.loads((REPO / "resources" / "facts.json").read_text())[:args.facts]]
+    facts = first_facts(args.facts)
     kw = dict(templates=settings["context_templates"], hp=hp, kl_prompt=settings["kl_prompt"])
     targets = [dict(prompt=f["prompt"], subject=f["subject"], target=f["target_new"]["str"]) for f in facts]
     if args.layers:

@@ -12,7 +12,6 @@ sample (128 tokens each), as benchmarks/editing_methods.py takes it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
-from bench_common import REPO, WIKI, model_for, wiki_texts  # noqa: E402
+from bench_common import REPO, WIKI, first_facts, model_for, wiki_covariances  # noqa: E402
 
-from kis import covariance, editing, keys, models  # noqa: E402
+from kis import editing, keys, models  # noqa: E402
 
 
 def main(argv=None):
@@ -39,9 +38,8 @@ def main(argv=None):
     layers = [int(x) for x in args.layers.split(",")]
     model, tok, name = model_for(args.manifest)
     settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["editing"]
-    sums, count = covariance.collect(model, tok, wiki_texts(args.n_texts), max_length=128, token_budget=4096)
-    covs = covariance.finalize(sums, count)
-    facts = [r["requested_rewrite"] for r in json.loads((REPO / "resources" / "facts.json").read_text())[:args.facts]]
+    covs, count = wiki_covariances(model, tok, args.n_texts)
+    facts = first_facts(args.facts)
     prompts, subjects = [f["prompt"] for f in facts], [f["subject"] for f in facts]
     kbar = keys.averaged(model, tok, prompts, subjects, layers=layers, templates=settings["context_templates"])
     k0 = keys.averaged(model, tok, prompts, subjects, layers=layers)
