@@ -30,6 +30,7 @@ import copy
 import gzip
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -175,6 +176,11 @@ def main(argv=None):
     ap.add_argument("--log-every", type=int, default=10, help="log every n-th edit's line (and every failed one); "
                     "0: failed edits only")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the forecast AUC interval")
+    ap.add_argument("--checkpoint-dir", help="where a killed run leaves what a rerun of the same command resumes "
+                    "from: the methods finished and the current one's state after its last edit (default: "
+                    "<out>.ckpt beside --out; removed when every method is done)")
+    ap.add_argument("--no-checkpoint", action="store_true", help="keep no checkpoint (a kill loses the edits since "
+                    "the last recorded row)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -218,6 +224,15 @@ def main(argv=None):
                                                          require_known=not (args.tiny or args.all_facts))
     log.info("%d eligible facts: %d edits, %d held out, %d protected (kis)", n_known, len(edits), len(test),
              len(protected))
+    ckdir = None if args.no_checkpoint else Path(args.checkpoint_dir or Path(args.out).with_suffix(".ckpt"))
+    if ckdir is not None:
+        run_sig = {"model": model_key, "device": args.device, "corpus": corpus_id, "tokens": int(count),
+                   "edits": [str(f["case_id"]) for f in edits], "test": [str(f["case_id"]) for f in test],
+                   "protected": [str(f["case_id"]) for f in protected], "steps": steps,
+                   "fluency": [args.fluency_prompts, args.fluency_max_len],
+                   "hparams": {m: json.dumps(hps[m], sort_keys=True, default=str) for m in methods}}
+        resume_check(ckdir / "run.json", run_sig)
+
     def write_tables(frames, done: bool):
         allrows = pd.concat(frames, ignore_index=True)
         out = Path(args.out)
@@ -251,6 +266,12 @@ def main(argv=None):
 
     frames = []
     for method in methods:
+        finished = ckdir / f"{method}.parquet" if ckdir is not None else None
+        if finished is not None and finished.exists():
+            frames.append(pd.read_parquet(finished))
+            log.info("%s: finished before, rows from %s", method, finished)
+            write_tables(frames, done=len(frames) == len(methods))
+            continue
         hp = hps[method]
         model = copy.deepcopy(base)
         ed = editing.make_editor(method, model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"],
@@ -263,13 +284,34 @@ def main(argv=None):
                             fluency_max_len=args.fluency_max_len, record_steps=set(steps),
                             log_every=args.log_every,  # one line per edit is too much here
                             # every recorded row rewrites the tables: a kill keeps the steps done
-                            progress=lambda rows: write_tables(frames + [rows], done=False))
+                            progress=lambda rows: write_tables(frames + [rows], done=False),
+                            checkpoint=ckdir / f"{method}.pt" if ckdir is not None else None)
         log.info("%s (layers %s) done in %.0f s: %s", method, ed.layers, time.perf_counter() - t1,
                  fr.status.iloc[-1])
         frames.append(fr)
         del model, ed
+        if finished is not None:
+            kio.write_parquet(fr, finished)
         allrows = write_tables(frames, done=len(frames) == len(methods))  # after every method: a kill keeps those done
+    if ckdir is not None:
+        shutil.rmtree(ckdir)
+        log.info("every method done: checkpoint folder %s removed", ckdir)
     return allrows
+
+
+def resume_check(path: Path, sig: dict) -> None:
+    """Write this run's signature to `path`, or, when a killed run left one there, check that this is the same run
+    (a resume) and say so; a different run is an error naming the field that differs."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        for key, want in json.loads(json.dumps(sig)).items():
+            if old.get(key) != want:
+                sys.exit(f"{path}: a killed run with another {key!r} left its checkpoint here ({str(old.get(key))[:100]}"
+                         f" ≠ {str(want)[:100]}); delete {path.parent} or pass another --checkpoint-dir")
+        log.info("resuming the killed run checkpointed in %s", path.parent)
+        return
+    with kio.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(sig))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Lifelong editing trajectories on tiny random models (seconds), the rule edge, the figures, the workflow, and the
 slow SmolLM2 acceptance run (50 sequential ROME edits)."""
 import copy
+import json
 import logging
 import math
 import os
@@ -464,6 +465,27 @@ def test_editing_methods_benchmark_keeps_the_steps_done_when_killed(tmp_path, mo
     head = out.read_text().splitlines()[0]
     assert "partial: 2 of 2 methods begun, memit up to step 2" in head
     assert "| memit | 2 |" in out.read_text() and "| memit | 4 |" not in out.read_text()
+    # the same command again resumes: ROME's rows from its finished table, MEMIT after its second edit
+    ckdir = out.with_suffix(".ckpt")
+    assert (ckdir / "rome.parquet").exists() and (ckdir / "memit.pt").exists()
+    monkeypatch.setattr(trajectory, "immediate", real)
+    argv = ["--tiny", "llama", "--edits", "4", "--steps", "0,1,2,4", "--methods", "rome,memit", "--n-test", "3",
+            "--max-facts", "40", "--corpus-file", str(corpus), "--n-texts", "40", "--max-length", "32", "--n-boot",
+            "20", "--fluency-prompts", "0", "--out", str(out)]
+    with pytest.raises(SystemExit, match="another 'steps'"):    # another run must not pick up this one's state
+        editing_methods.main([*argv[:5], "0,2,4", *argv[6:]])
+    edited = []
+    monkeypatch.setattr(trajectory, "immediate", lambda m, t, f: edited.append(f["case_id"]) or real(m, t, f))
+    editing_methods.main(argv)
+    assert len(edited) == 2                                     # only MEMIT's edits 3 and 4 ran again
+    final = pd.read_csv(out.with_suffix(".csv"))
+    assert sorted(final[final.method == "memit"].step) == [0, 1, 2, 4]
+    pd.testing.assert_frame_equal(final[final.method == "rome"].reset_index(drop=True),
+                                  rows[rows.method == "rome"].reset_index(drop=True))
+    before = rows[rows.method == "memit"].drop(columns="seconds").reset_index(drop=True)
+    pd.testing.assert_frame_equal(final[(final.step <= 2) & (final.method == "memit")].drop(columns="seconds")
+                                  .reset_index(drop=True), before)
+    assert "partial" not in out.read_text().splitlines()[0] and not ckdir.exists()
 
 
 def test_trajectory_logs_every_nth_edit_the_last_and_every_failed_one(covs, monkeypatch, caplog):
@@ -488,3 +510,54 @@ def test_trajectory_logs_every_nth_edit_the_last_and_every_failed_one(covs, monk
         logged[every] = [r.args[1] for r in caplog.records if " edit %d/%d " in str(r.msg)]
         assert all(r.args[4] == "FAILED" for r in caplog.records if " edit %d/%d " in str(r.msg) and r.args[1] == 3)
     assert logged == {2: [2, 3, 4, 5], 0: [3]}
+
+
+@pytest.mark.parametrize("method", ["deltaedit", "kis", "wilke"])
+def test_a_trajectory_resumed_from_its_checkpoint_equals_the_uninterrupted_run(covs, method, tmp_path, monkeypatch):
+    """Killed in edit 4 of 5 and rerun with a fresh model and editor: the rows equal those of a run never killed (the
+    edited weights, DeltaEdit's accumulated update, drift monitor and Σ K Kᵀ, kis's earlier keys all come back), and
+    the checkpoint is gone at the end. A checkpoint of another stream is refused, naming the field."""
+    model, tok = peaked_tiny()
+    facts = tiny_facts()
+    hp = hp_for(method, covs, [0, 1, 2])
+    hp.update(v_num_grad_steps=6, n_protected=3, protect_weight=1.0)
+    prot = facts[9:12] if method == "kis" else None
+
+    def trial(ckpt=None, **kw):
+        ed = editing.make_editor(method, copy.deepcopy(model), tok, covs, hp, TEMPLATES, protected=prot)
+        return trajectory.run(ed.model, tok, ed, facts[:5], facts[6:9], eval_every=5, record_steps={0, 2, 5},
+                              fluency_prompts=0, checkpoint=ckpt, **kw)
+
+    whole = trial()
+    ckpt = tmp_path / "t.pt"
+    real = trajectory.immediate
+
+    class Killed(Exception):
+        pass
+
+    def immediate(m, t, fact):
+        if fact["case_id"] == facts[3]["case_id"]:
+            raise Killed
+        return real(m, t, fact)
+
+    monkeypatch.setattr(trajectory, "immediate", immediate)
+    with pytest.raises(Killed):
+        trial(ckpt)
+    assert ckpt.exists()
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["n"] == 3 and len(json.loads(saved["rows"])) == 2      # after edit 3: rows of steps 0 and 2
+    if method == "deltaedit":
+        assert saved["editor"]["A"].abs().sum() > 0 and saved["editor"]["monitor"]["seen"] == 2
+    if method == "kis":
+        assert [len(v) for v in saved["editor"]["K_done"].values()] == [3, 3, 3]
+    with pytest.raises(ValueError, match="checkpoint field 'edits'"):
+        ed = editing.make_editor(method, copy.deepcopy(model), tok, covs, hp, TEMPLATES, protected=prot)
+        trajectory.run(ed.model, tok, ed, facts[1:6], facts[6:9], eval_every=5, record_steps={0, 2, 5},
+                       fluency_prompts=0, checkpoint=ckpt)
+    monkeypatch.setattr(trajectory, "immediate", real)
+    resumed = trial(ckpt)
+    assert not ckpt.exists()
+    assert resumed.step.tolist() == [0, 2, 5]
+    timing = ["seconds"]
+    pd.testing.assert_frame_equal(resumed.drop(columns=timing), whole.drop(columns=timing), check_dtype=False,
+                                  rtol=1e-6)

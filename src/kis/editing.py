@@ -27,6 +27,7 @@ in kis.trajectory.TRAJECTORY_COLUMNS.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -540,6 +541,7 @@ class MEMIT:
 class AlphaEdit(MEMIT):
     """MEMIT with the update projected onto the null space of C and of the keys of earlier edits."""
     name = "alphaedit"
+    state_attrs = ("G",)  # what earlier edits leave behind (editor_state)
 
     def __init__(self, model, tok, covs, hp, templates, kl_prompt="{} is a", ridge: float = 0.0):
         super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
@@ -563,6 +565,7 @@ class AlphaEdit(MEMIT):
 class DeltaEdit(AlphaEdit):
     """AlphaEdit + the dynamic orthogonal constraint on δ against the accumulated update of the z layer."""
     name = "deltaedit"
+    state_attrs = ("G", "A", "monitor", "n_edits")
 
     def __init__(self, model, tok, covs, hp, templates, kl_prompt="{} is a", ridge: float = 0.0):
         super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
@@ -715,6 +718,7 @@ class KIS(LayerChoosingROME):
     (w = 1: the protected facts weigh as much as the corpus behind C; w → ∞: the update's direction is C-orthogonal
     to them, an exact null-space edit of those keys; w = 0: u = C⁻¹k̄ as above)."""
     name = "kis"
+    state_attrs = ("K_done",)
 
     def __init__(self, model, tok, covs, hp, templates, kl_prompt="{} is a", ridge: float = 0.0, protected=None):
         super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
@@ -764,6 +768,46 @@ class KIS(LayerChoosingROME):
                 self.K_done[layer].append(k.double())
             self._factors.clear()
         return res
+
+
+def editor_state(editor) -> dict:
+    """What earlier edits left in the editor besides the weights (its class's state_attrs: AlphaEdit's Σ K Kᵀ,
+    DeltaEdit's accumulated update and drift monitor, kis's earlier keys), as tensors, lists and plain values that
+    torch.load(weights_only=True) reads back. ROME, MEMIT and WilKE keep none: the weights are their whole state."""
+    def plain(x):
+        if dataclasses.is_dataclass(x):
+            return dataclasses.asdict(x)
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().clone()
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [plain(v) for v in x]
+        return x
+    return {a: plain(getattr(editor, a)) for a in getattr(editor, "state_attrs", ())}
+
+
+def load_editor_state(editor, state: dict, where: str = "") -> None:
+    """Put back what editor_state took (onto the editor's device); a missing or unknown entry is an error."""
+    want = set(getattr(editor, "state_attrs", ()))
+    if set(state) != want:
+        raise ValueError(f"{where}{editor.name} keeps state {sorted(want)}, the checkpoint holds {sorted(state)}")
+    dev = device_of(editor.model)
+
+    def back(x, like):
+        if dataclasses.is_dataclass(like):
+            return type(like)(**x)
+        if isinstance(x, torch.Tensor):
+            return x.to(dev)
+        if isinstance(x, dict):
+            return {k: back(v, like.get(k) if isinstance(like, dict) else None) for k, v in x.items()}
+        if isinstance(x, list):
+            return [back(v, None) for v in x]
+        return x
+    for a, x in state.items():
+        setattr(editor, a, back(x, getattr(editor, a)))
+    if hasattr(editor, "_factors"):
+        editor._factors.clear()  # a cache of the state just replaced
 
 
 def check_protected(protected_ids, heldout_ids) -> None:

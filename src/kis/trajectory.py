@@ -16,9 +16,11 @@ top-5, we decode greedily for a deterministic metric), scored by n_gram_entropy.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -289,14 +291,20 @@ def _rel(err, meas, how) -> float:
 
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
-        fluency_max_len: int = 100, record_steps=None, progress=None, log_every: int = 1) -> pd.DataFrame:
+        fluency_max_len: int = 100, record_steps=None, progress=None, log_every: int = 1, checkpoint=None,
+        checkpoint_every: int = 1) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
     displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact.
     log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only).
     progress: called with the rows so far after every row is recorded (step 0 included), so that a caller can write
-    partial results that outlive a kill."""
+    partial results that outlive a kill.
+    checkpoint: a file (torch.save) that holds, every checkpoint_every edits and at every recorded row, all a rerun
+    needs to go on after the last edit saved: the edited weights, the editor's state (editing.editor_state), the
+    rows and the interference bookkeeping. When it exists at the start, the run resumes from it (the same method,
+    model, stream, held-out set and hyperparameters, else an error naming the field); it is removed once the
+    trajectory ends. Resumed or not, the rows are the same (tests/test_trajectory.py)."""
     if getattr(editor, "protected_ids", None) is not None:
         editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
     ml = editor.measure_layer
@@ -314,6 +322,28 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     risk = prior_risk(editor.chol[ml], K_plan, K_test[ml]).tolist() if edits else [0.0] * len(test)
     edit_keys, resids, dirs = ({layer: [] for layer in mls} for _ in range(3))
     done, window, rows, n_triggered = [], [], [], 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    sig = {"method": editor.name, "model": model_name, "edits": [str(f["case_id"]) for f in edits],
+           "test": [str(f["case_id"]) for f in test], "layers": layers,
+           "hp": json.dumps(editor.hp, sort_keys=True, default=str),
+           "record_steps": sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every)}
+    start = 0
+    if ckpt is not None and ckpt.exists():
+        st = _read_checkpoint(ckpt, sig)
+        start = int(st["n"])
+        with torch.no_grad():
+            for layer, w in st["weights"].items():
+                models.ffn_weight(model, layer).copy_(w)
+        editing.load_editor_state(editor, st["editor"], f"{ckpt}: ")
+        for mine, saved in ((edit_keys, st["edit_keys"]), (resids, st["resids"]), (dirs, st["dirs"])):
+            for layer in mls:
+                mine[layer] = [t.to(dev) for t in saved[layer]]
+        done = list(edits[:start])
+        rows, window = json.loads(st["rows"]), [tuple(w) for w in json.loads(st["window"])]
+        n_triggered = int(st["n_triggered"])
+        torch.set_rng_state(st["rng"])
+        log.info("%s on %s: resumed from %s after edit %d of %d (%d rows recorded)", editor.name, model_name, ckpt,
+                 start, len(edits), len(rows))
     log.info("%s on %s: layers %s (measure layer %d), edited weights in %s (model %s)", editor.name, model_name,
              editor.layers, ml, editor.precision["edited_dtype"], editor.precision["model_dtype"])
 
@@ -355,8 +385,23 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
         if progress is not None:
             progress(frame())
 
-    record(row(0))
+    def save(n):
+        st = {"signature": sig, "n": n, "rows": json.dumps(rows, default=_plain), "window": json.dumps(window),
+              "n_triggered": n_triggered, "rng": torch.get_rng_state(),
+              "weights": {layer: models.ffn_weight(model, layer).detach().cpu().clone() for layer in layers},
+              "editor": editing.editor_state(editor),
+              **{name: {layer: [t.detach().cpu() for t in d[layer]] for layer in mls}
+                 for name, d in (("edit_keys", edit_keys), ("resids", resids), ("dirs", dirs))}}
+        from .io import atomic_path
+
+        with atomic_path(ckpt) as tmp:
+            torch.save(st, tmp)
+
+    if start == 0:
+        record(row(0))
     for n, fact in enumerate(edits, 1):
+        if n <= start:
+            continue
         try:
             res = editor.edit(fact)
         except (editing.EditDiverged, torch.linalg.LinAlgError) as e:
@@ -389,7 +434,37 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
                 break
             record(r)
             window = []
+        if ckpt is not None and (due or n % max(1, int(checkpoint_every)) == 0) and n < len(edits):
+            save(n)
+    if ckpt is not None and ckpt.exists():
+        ckpt.unlink()
+        log.info("%s on %s: trajectory ended, checkpoint %s removed", editor.name, model_name, ckpt)
     return frame()
+
+
+def _plain(x):
+    """JSON for numpy scalars and arrays in a row."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"a trajectory row holds a {type(x).__name__}, which a checkpoint cannot store")
+
+
+def _read_checkpoint(path: Path, sig: dict) -> dict:
+    """The checkpoint at `path`, after checking it belongs to this run (signature fields, named on a mismatch)."""
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file
+        raise ValueError(f"{path}: not a readable trajectory checkpoint ({type(e).__name__}: {e}); delete it to "
+                         "start over") from e
+    got = st.get("signature", {}) if isinstance(st, dict) else {}
+    for key, want in sig.items():
+        if got.get(key) != want:
+            show = (lambda v: str(v)[:120])
+            raise ValueError(f"{path}: checkpoint field {key!r} is {show(got.get(key))}, this run's is {show(want)}: "
+                             "it belongs to another run (delete it to start over)")
+    return st
 
 
 def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
