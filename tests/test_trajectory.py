@@ -561,3 +561,52 @@ def test_a_trajectory_resumed_from_its_checkpoint_equals_the_uninterrupted_run(c
     timing = ["seconds"]
     pd.testing.assert_frame_equal(resumed.drop(columns=timing), whole.drop(columns=timing), check_dtype=False,
                                   rtol=1e-6)
+
+
+def test_the_trajectory_rule_resumes_after_a_kill_and_ignores_a_stale_checkpoint(tmp_path, covs, monkeypatch, caplog):
+    """run_rule with checkpoint_every=1 (the rule's resource), killed in edit 3 of 4 (a SLURM time limit): the rerun
+    writes the table an uninterrupted run writes. A checkpoint left by other settings (another seed) is logged and
+    ignored: that run starts over and equals its own uninterrupted run."""
+    facts = tiny_facts()
+    write_inputs(tmp_path, facts, covs)
+    settings = {**wf.defaults("editing"), "n_edits": 4, "n_test": 3, "eval_every": 2, "seed": 1, "require_known": True,
+                "context_templates": TEMPLATES, "layer_fraction": 0.5, "fluency_prompts": 0,
+                "defaults": {"rome": {**HP, "nullspace_threshold": 0.0, "v_num_grad_steps": 5}}, "published": {},
+                "overrides": {}}
+
+    def rule(out, every, **kw):
+        return trajectory.run_rule(manifest=tmp_path / "prepared" / "manifest.json", cov=tmp_path / "cov.safetensors",
+                                   known=tmp_path / "known.parquet", facts=tmp_path / "facts.parquet", table=out,
+                                   model="tiny-llama", method="rome", settings={**settings, **kw}, names=["tiny-llama"],
+                                   batch_size=32, checkpoint_every=every)[0].drop(columns="seconds")
+
+    whole = rule(tmp_path / "whole" / "rome.parquet", 0)
+    real, calls = trajectory.immediate, []
+
+    def killed(m, t, fact):
+        calls.append(fact["case_id"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(m, t, fact)
+
+    out = tmp_path / "traj" / "rome.parquet"
+    ckpt = out.with_suffix(".ckpt.pt")
+    monkeypatch.setattr(trajectory, "immediate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        rule(out, 1)
+    assert ckpt.exists() and not out.exists()
+    monkeypatch.setattr(trajectory, "immediate", real)
+    pd.testing.assert_frame_equal(rule(out, 1), whole, check_dtype=False, rtol=1e-6)
+    assert not ckpt.exists()
+    # a checkpoint of the seed-1 stream, then a run with seed 2: warned, ignored, removed
+    monkeypatch.setattr(trajectory, "immediate", killed)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        rule(out, 1)
+    monkeypatch.setattr(trajectory, "immediate", real)
+    with caplog.at_level(logging.WARNING, logger="kis.trajectory"):
+        other = rule(out, 1, seed=2)
+    assert any("checkpoint field 'edits'" in r.getMessage() and "starting the trajectory over" in r.getMessage()
+               for r in caplog.records)
+    pd.testing.assert_frame_equal(other, rule(tmp_path / "whole2" / "rome.parquet", 0, seed=2), check_dtype=False,
+                                  rtol=1e-6)

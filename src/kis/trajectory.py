@@ -292,7 +292,7 @@ def _rel(err, meas, how) -> float:
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
         fluency_max_len: int = 100, record_steps=None, progress=None, log_every: int = 1, checkpoint=None,
-        checkpoint_every: int = 1) -> pd.DataFrame:
+        checkpoint_every: int = 1, stale: str = "error") -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
@@ -303,8 +303,9 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     checkpoint: a file (torch.save) that holds, every checkpoint_every edits and at every recorded row, all a rerun
     needs to go on after the last edit saved: the edited weights, the editor's state (editing.editor_state), the
     rows and the interference bookkeeping. When it exists at the start, the run resumes from it (the same method,
-    model, stream, held-out set and hyperparameters, else an error naming the field); it is removed once the
-    trajectory ends. Resumed or not, the rows are the same (tests/test_trajectory.py)."""
+    model, stream, held-out set and hyperparameters, else an error naming the field — or, with stale="restart",
+    a logged warning and a fresh start); it is removed once the trajectory ends. Resumed or not, the rows are the
+    same (tests/test_trajectory.py)."""
     if getattr(editor, "protected_ids", None) is not None:
         editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
     ml = editor.measure_layer
@@ -328,8 +329,16 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
            "hp": json.dumps(editor.hp, sort_keys=True, default=str),
            "record_steps": sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every)}
     start = 0
+    st = None
     if ckpt is not None and ckpt.exists():
-        st = _read_checkpoint(ckpt, sig)
+        try:
+            st = _read_checkpoint(ckpt, sig)
+        except ValueError as e:
+            if stale != "restart":
+                raise
+            log.warning("%s — starting the trajectory over", e)
+            ckpt.unlink()
+    if st is not None:
         start = int(st["n"])
         with torch.no_grad():
             for layer, w in st["weights"].items():
@@ -483,13 +492,15 @@ def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
 
 
 def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, settings: dict, names, batch_size: int,
-             forecast=None, device="cpu", logger=None):
+             forecast=None, device="cpu", logger=None, checkpoint_every: int = 0):
     """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet (`table`) and, when
     given, the per-fact forecast table beside it (`forecast`, kis.forecast.long_table).
 
     settings: the editing section's settings of this trajectory (rules/common.smk edit_settings, every key given);
     names: what editing.published / overrides may call the model (config key, hub id, ...); batch_size: sequences
-    per evaluation forward (never changes a metric)."""
+    per evaluation forward (never changes a metric); checkpoint_every > 0: every that many edits (and at every row)
+    the state goes to <table stem>.ckpt.pt beside the table, so that a rerun after a kill (a SLURM time limit, a
+    preemption) resumes after the last edit saved; a checkpoint of other settings is logged and ignored."""
     model_name = model
     from . import covariance
     from .io import read_parquet_metadata, write_parquet
@@ -533,7 +544,9 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                eval_every=int(settings["eval_every"]), model_name=model_name,
                max_neighborhood=settings["max_neighborhood"], batch_size=int(batch_size),
                fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
-               progress=progress)
+               progress=progress, stale="restart",
+               checkpoint=Path(table).with_suffix(".ckpt.pt") if int(checkpoint_every) > 0 else None,
+               checkpoint_every=max(1, int(checkpoint_every)))
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
             "hparams": {k: v for k, v in hp.items()}, "context_templates": templates, "layers": list(layers),
