@@ -303,11 +303,10 @@ def resume_check(path: Path, sig: dict) -> None:
     """Write this run's signature to `path`, or, when a killed run left one there, check that this is the same run
     (a resume) and say so; a different run is an error naming the field that differs."""
     if path.exists():
-        old = json.loads(path.read_text())
-        for key, want in json.loads(json.dumps(sig)).items():
-            if old.get(key) != want:
-                sys.exit(f"{path}: a killed run with another {key!r} left its checkpoint here ({str(old.get(key))[:100]}"
-                         f" ≠ {str(want)[:100]}); delete {path.parent} or pass another --checkpoint-dir")
+        diff = kio.first_difference(json.loads(path.read_text()), json.loads(json.dumps(sig)))  # tuples as lists
+        if diff:
+            sys.exit(f"{path}: a killed run with another {diff} left its checkpoint here; delete {path.parent} or "
+                     "pass another --checkpoint-dir")
         log.info("resuming the killed run checkpointed in %s", path.parent)
         return
     with kio.atomic_path(path) as tmp:

@@ -56,6 +56,15 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+def first_difference(saved: dict, want: dict) -> str | None:
+    """The first field of `want` whose value `saved` (a run's signature read back from disk) does not hold — a
+    checkpoint of another run — as "'field' is <saved>, this run's is <want>", or None when every field agrees."""
+    for key, value in want.items():
+        if saved.get(key) != value:
+            return f"{key!r} is {str(saved.get(key))[:120]}, this run's is {str(value)[:120]}"
+    return None
+
+
 def write_parquet(frame, path: str | Path, metadata: dict | None = None) -> None:
     """Atomically write a DataFrame to Parquet, with optional key/value metadata in the schema."""
     import json

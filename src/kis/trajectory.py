@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from . import editing, keys, models, probe
+from .io import atomic_path, first_difference, read_parquet_metadata, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -401,16 +402,12 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
               "editor": editing.editor_state(editor),
               **{name: {layer: [t.detach().cpu() for t in d[layer]] for layer in mls}
                  for name, d in (("edit_keys", edit_keys), ("resids", resids), ("dirs", dirs))}}
-        from .io import atomic_path
-
         with atomic_path(ckpt) as tmp:
             torch.save(st, tmp)
 
     if start == 0:
         record(row(0))
-    for n, fact in enumerate(edits, 1):
-        if n <= start:
-            continue
+    for n, fact in enumerate(edits[start:], start + 1):  # after the last edit a checkpoint saved (0: all)
         try:
             res = editor.edit(fact)
         except (editing.EditDiverged, torch.linalg.LinAlgError) as e:
@@ -467,12 +464,9 @@ def _read_checkpoint(path: Path, sig: dict) -> dict:
     except Exception as e:  # a truncated or foreign file
         raise ValueError(f"{path}: not a readable trajectory checkpoint ({type(e).__name__}: {e}); delete it to "
                          "start over") from e
-    got = st.get("signature", {}) if isinstance(st, dict) else {}
-    for key, want in sig.items():
-        if got.get(key) != want:
-            show = (lambda v: str(v)[:120])
-            raise ValueError(f"{path}: checkpoint field {key!r} is {show(got.get(key))}, this run's is {show(want)}: "
-                             "it belongs to another run (delete it to start over)")
+    diff = first_difference(st.get("signature", {}) if isinstance(st, dict) else {}, sig)
+    if diff:
+        raise ValueError(f"{path}: checkpoint field {diff}: it belongs to another run (delete it to start over)")
     return st
 
 
@@ -503,7 +497,6 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     preemption) resumes after the last edit saved; a checkpoint of other settings is logged and ignored."""
     model_name = model
     from . import covariance
-    from .io import read_parquet_metadata, write_parquet
 
     logger = logger or log
     net, tok, man = models.load_prepared(manifest, device=device)
