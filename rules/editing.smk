@@ -33,7 +33,7 @@ rule trajectory:
         # evaluation batching never changes a metric; halved on each retry after an out-of-memory error
         batch_size=lambda wc, attempt: halved(config["editing"]["batch_size"], attempt),
         # a resumable state every n edits beside the table (a rerun after a kill goes on from it; never a metric)
-        checkpoint_every=config["editing"]["checkpoint_every"],
+        checkpoint_every=lambda wc: config["editing"]["checkpoint_every"],
         **gpu_resources(mem_factor=3, runtime_factor=2),
     script:
         "../workflow/scripts/trajectory.py"

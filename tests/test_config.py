@@ -82,6 +82,22 @@ def test_validate_fills_the_defaults_of_absent_sections():
     assert cfg["results"] == "results" and "editing" not in cfg  # no editing section: no trajectories
 
 
+def test_a_config_without_an_editing_section_plans_the_workflow(tmp_path):
+    """Every config["editing"] lookup in the rules waits for a job that edits: without the section the workflow
+    parses and plans its figures, and plans no trajectory (the report tests' configs have none)."""
+    import wf
+
+    cfg = yaml.safe_load(wf.tiny_config(tmp_path).read_text())
+    del cfg["editing"]
+    plain = tmp_path / "no_editing.yaml"
+    plain.write_text(yaml.safe_dump(cfg))
+    proc = wf.snakemake(plain, "-n", "--", "figures", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "heatmaps" in out
+    assert "trajectory" not in out
+
+
 def test_validate_fills_nested_editing_defaults():
     import wf
     from snakemake.utils import validate as snakemake_validate
