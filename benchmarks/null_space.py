@@ -23,14 +23,16 @@ sys.path.insert(0, str(REPO / "src"))
 from kis import covariance, editing  # noqa: E402
 
 
-def null_space_rows(covs: dict, layers, threshold: float) -> list[dict]:
-    """One row per layer: f, tr(C)/f, median eigenvalue, directions below `threshold` and their share."""
+def null_space_rows(covs: dict, layers, threshold) -> list[dict]:
+    """One row per layer: f, tr(C)/f, median eigenvalue, the threshold (one number or {layer: number}), directions
+    below it and their share."""
     rows = []
     for layer in layers:
         ev = torch.linalg.eigvalsh(covs[layer].double())
-        below = int((ev < threshold).sum())
+        thr = editing.per_layer(threshold, layer, "nullspace_threshold")
+        below = int((ev < thr).sum())
         rows.append({"layer": layer, "f": ev.numel(), "mean_eig": float(ev.mean()), "median_eig": float(ev.median()),
-                     "below": below, "share": below / ev.numel()})
+                     "threshold": thr, "below": below, "share": below / ev.numel()})
     return rows
 
 
@@ -49,11 +51,11 @@ def main(argv=None):
         n_layers = len(covs)
         d_ff = int(next(iter(covs.values())).shape[0])
         hp = editing.resolve_hparams(settings, "alphaedit", n_layers, [key], d_ff)
-        thr = args.threshold if args.threshold is not None else float(hp["nullspace_threshold"])
+        thr = args.threshold if args.threshold is not None else hp["nullspace_threshold"]
         for r in null_space_rows(covs, hp["layers"], thr):
             out.append({"model": key, **r})
             print(f"| {key} | {meta.get('corpus_name', '?')} | {r['layer']} | {r['f']} | {r['mean_eig']:.3g} | "
-                  f"{r['median_eig']:.3g} | {thr:g} | {r['below']} | {r['share']:.2f} |")
+                  f"{r['median_eig']:.3g} | {r['threshold']:g} | {r['below']} | {r['share']:.2f} |")
     return out
 
 

@@ -55,18 +55,19 @@ def main(argv=None):
     model, tok, name = model_for(args.manifest)
     settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["editing"]
     hp = editing.resolve_hparams(settings, "alphaedit", models.n_layers(model), [name], models.dims(model)[1])
-    thr = args.threshold if args.threshold is not None else float(hp["nullspace_threshold"])
+    thr = args.threshold if args.threshold is not None else hp["nullspace_threshold"]  # one number or per layer
     layers = list(hp["layers"])
     covs, count = wiki_covariances(model, tok, args.n_texts)
     facts = first_facts(args.facts)
     K = keys.averaged(model, tok, [f["prompt"] for f in facts], [f["subject"] for f in facts], layers=layers)
-    print(f"{name}, {len(facts)} facts, C from {count} tokens, threshold {thr:g}:\n")
+    print(f"{name}, {len(facts)} facts, C from {count} tokens, threshold {thr}:\n")
     print("| model | layer | null space (dims of f) | corpus energy in it | fact key energy in it, median (p90) "
           "| fact / corpus reach |")
     print("|---|---|---|---|---|---|")
     out = []
     for i, layer in enumerate(layers):
-        r = {"model": name, "layer": layer, **null_space_reach(covs[layer], K[i], thr)}
+        r = {"model": name, "layer": layer,
+             **null_space_reach(covs[layer], K[i], editing.per_layer(thr, layer, "nullspace_threshold"))}
         out.append(r)
         print(f"| {name} | {layer} | {r['below']} of {r['f']} | {r['corpus_share']:.2e} | "
               f"{r['fact_share_median']:.2e} ({r['fact_share_p90']:.2e}) | {r['ratio']:.1f}× |")

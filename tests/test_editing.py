@@ -139,6 +139,14 @@ def test_nullspace_projector():
     np.testing.assert_allclose(P @ Q[:, ev < thr], Q[:, ev < thr], atol=1e-10)
 
 
+def test_per_layer_hyperparameter_reads_a_number_or_its_layers_entry():
+    assert editing.per_layer(0.02, 7, "nullspace_threshold") == 0.02
+    assert editing.per_layer({0: 0.5, "3": 0.1}, 0, "nullspace_threshold") == 0.5
+    assert editing.per_layer({0: 0.5, "3": 0.1}, 3, "nullspace_threshold") == 0.1  # JSON keys are strings
+    with pytest.raises(ValueError, match=r"nullspace_threshold is given per layer \(0, 3\) but not for layer 4"):
+        editing.per_layer({0: 0.5, "3": 0.1}, 4, "nullspace_threshold")
+
+
 def test_null_space_benchmark_counts_what_the_projector_keeps():
     """benchmarks/null_space.py: the share below AlphaEdit's threshold is the projector's rank; scaling the keys by 10
     (C by 100) moves directions out of the null space — the same absolute threshold, a different constraint."""

@@ -67,18 +67,27 @@ def test_memit_family_trajectories_on_tiny_model(covs, method):
     assert frame.new_edit_p_new[1:].min() > 0.05
 
 
-def test_alphaedit_leaves_preserved_directions_of_c_alone(covs):
+@pytest.mark.parametrize("per_layer", [False, True])
+def test_alphaedit_leaves_preserved_directions_of_c_alone(covs, per_layer):
     model, tok = peaked_tiny()
     hp = hp_for("alphaedit", covs, [0, 1])
+    if per_layer:  # {layer: threshold}: the smaller half of layer 0's spectrum, the smaller quarter of layer 1's
+        hp["nullspace_threshold"] = {0: hp["nullspace_threshold"],
+                                     "1": float(torch.quantile(torch.linalg.eigvalsh(covs[1]), 0.25))}
     W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in (0, 1)}
     ed = editing.make_editor("alphaedit", model, tok, covs, hp, TEMPLATES)
     for f in tiny_facts()[:3]:
         ed.edit(f)
     for layer in (0, 1):
         ev, Q = torch.linalg.eigh(covs[layer])
+        thr = editing.per_layer(hp["nullspace_threshold"], layer, "nullspace_threshold")
+        assert round(float(torch.trace(ed.P[layer]))) == int((ev < thr).sum()) > 0  # this layer's own threshold
         dW = models.ffn_weight(model, layer).detach().double() - W0[layer]
-        kept = Q[:, ev >= hp["nullspace_threshold"]]
+        kept = Q[:, ev >= thr]
         assert float((dW @ kept).abs().max()) < 1e-5 * float(dW.abs().max()) + 1e-7
+        assert float(dW.abs().max()) > 0
+    if per_layer:
+        assert ed.P[1].trace() < ed.P[0].trace() * 0.75  # a quarter of f, not half: the per-layer value was used
 
 
 def test_diverging_edit_is_recorded_and_stops_cleanly(covs, monkeypatch):

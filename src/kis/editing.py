@@ -100,6 +100,16 @@ def memit_update(C: torch.Tensor, K: torch.Tensor, R: torch.Tensor, lam: float) 
     return R.double() @ memit_direction(C, K, lam).T
 
 
+def per_layer(value, layer: int, name: str) -> float:
+    """A hyperparameter given once (a number) or per layer ({layer: number}; keys may be strings, as in JSON)."""
+    if not isinstance(value, dict):
+        return float(value)
+    for key in (layer, str(layer)):
+        if key in value:
+            return float(value[key])
+    raise ValueError(f"{name} is given per layer ({', '.join(map(str, value))}) but not for layer {layer}")
+
+
 def nullspace_projector(C: torch.Tensor, threshold: float) -> tuple[torch.Tensor, int]:
     """(U₀U₀ᵀ, dim): projector onto the eigenvectors of C with eigenvalue < threshold (AlphaEdit)."""
     ev, U = torch.linalg.eigh(C.double())
@@ -547,10 +557,11 @@ class AlphaEdit(MEMIT):
         super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
         self.P, self.G = {}, {}
         for layer in self.layers:
-            self.P[layer], dim = nullspace_projector(self.covs[layer], float(hp["nullspace_threshold"]))
+            thr = per_layer(hp["nullspace_threshold"], layer, "nullspace_threshold")
+            self.P[layer], dim = nullspace_projector(self.covs[layer], thr)
             self.G[layer] = torch.zeros_like(self.covs[layer])
             log.info("%s layer %d: null space of C (eigenvalue < %g) has %d of %d dimensions", self.name, layer,
-                     float(hp["nullspace_threshold"]), dim, self.covs[layer].shape[0])
+                     thr, dim, self.covs[layer].shape[0])
             if dim == 0:
                 log.warning("%s layer %d: the null space is empty, so every update is zero; raise "
                             "nullspace_threshold", self.name, layer)
