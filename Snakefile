@@ -35,3 +35,11 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+
+
+onstart:
+    # a second run (another working directory) whose config names this results folder is refused before any job
+    # opens its log: Snakemake deletes a job's old log first, which would empty the running job's log (kis.io)
+    from kis.io import results_lock
+
+    results_lock(RESULTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -94,36 +95,59 @@ class LockedError(RuntimeError):
     """Another run (another working directory sharing this results folder) is making the same output."""
 
 
+def _open_lock(lock: Path):
+    """`lock` opened for reading and writing without following a link: a symbolic link, a hard link to another
+    file, or anything but a plain file placed at the lock's path (anyone who can write to a shared results folder
+    could) is refused, so taking a lock never writes into a file its holder does not own."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(lock, flags, 0o666)
+    except OSError as e:
+        kind = "a symbolic link" if lock.is_symlink() else type(e).__name__
+        raise LockedError(f"{lock} is {kind} ({e.strerror}): a lock file must be a plain file this run can write; "
+                          "refusing to follow or replace it — delete it if nothing else uses it") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "not a plain file" if not stat.S_ISREG(st.st_mode) else f"a hard link ({st.st_nlink} names)"
+        raise LockedError(f"{lock} is {what}: refusing to take it as a lock (it could be another file's name); "
+                          "delete it if nothing else uses it")
+    return os.fdopen(fd, "r+", encoding="utf-8")
+
+
+def _take(fh, lock: Path, busy: str):
+    """flock the open lock file (non-blocking) and write this process's name into it; LockedError(busy) if held."""
+    import fcntl
+    import json
+    import socket
+
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = fh.read().strip() or "{}"
+        raise LockedError(f"{busy}: {lock} is held by {holder}") from None
+    old = fh.read().strip()
+    if old:
+        logging.getLogger("kis").warning("taking over the stale lock %s (its holder %s is gone)", lock, old)
+    fh.seek(0)
+    fh.truncate()
+    fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "workdir": os.getcwd()}))
+    fh.flush()
+
+
 @contextlib.contextmanager
 def output_lock(path: str | Path):
     """Hold `<path>.lock` (an fcntl lock, released by the kernel if the process dies) while a job makes `path`.
 
     The file names the holder (host, pid, working directory); a second run making the same output — e.g. from
     another working directory sharing the results folder — fails at once with LockedError naming them. A lock file
-    left by a dead process is taken over with a warning."""
-    import fcntl
-    import json
-    import socket
-
+    left by a dead process is taken over with a warning; a link or other non-plain file at its path is refused."""
     lock = Path(f"{path}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    fh = os.fdopen(fd, "r+", encoding="utf-8")
+    fh = _open_lock(lock)
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = fh.read().strip() or "{}"
-            raise LockedError(f"{path} is being made by another run: {lock} is held by {holder}. Wait for that run "
-                              "to finish (two working directories share this results folder?); if that process is "
-                              f"gone (another host), delete {lock}") from None
-        old = fh.read().strip()
-        if old:
-            logging.getLogger("kis").warning("taking over the stale lock %s (its holder %s is gone)", lock, old)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "workdir": os.getcwd()}))
-        fh.flush()
+        _take(fh, lock, f"{path} is being made by another run. Wait for that run to finish (two working directories "
+                        f"share this results folder?); if that process is gone (another host), delete {lock}")
         try:
             yield lock
         finally:
@@ -131,6 +155,33 @@ def output_lock(path: str | Path):
                 lock.unlink()  # still held: a waiting run finds no file or a fresh one of its own
     finally:
         fh.close()
+
+
+_HELD = {}  # results folder → its open, locked lock file, for the life of the Snakemake process
+
+
+def results_lock(results: str | Path) -> Path:
+    """Lock the results folder for this Snakemake run (the Snakefile's onstart, before any job opens its log).
+
+    Snakemake's own lock covers one working directory; a second working directory whose config names the same
+    `results:` folder would otherwise start the same jobs, and Snakemake deletes a job's old log before the job
+    runs — the first run's logs would be emptied. A shared results folder is therefore refused at start: the second
+    run fails with LockedError naming the first (host, pid, working directory). The lock is released when the
+    process exits (the kernel drops it, even after kill -9); a lock file left behind is taken over with a warning."""
+    folder = Path(results).resolve()
+    if folder in _HELD:
+        return _HELD[folder][1]
+    lock = folder / ".kis-run.lock"
+    fh = _open_lock(lock)
+    try:
+        _take(fh, lock, f"the results folder {folder} is in use by another Snakemake run (another working directory "
+                        "with the same `results:`); two runs sharing one results folder are refused — give this run "
+                        "its own `results:`, or wait for that run to end")
+    except BaseException:
+        fh.close()
+        raise
+    _HELD[folder] = (fh, lock)
+    return lock
 
 
 def setup_logging(logfile: str | Path | None = None, level=logging.INFO) -> logging.Logger:
