@@ -227,6 +227,18 @@ def sample_hash(ids) -> str:
     return h.hexdigest()
 
 
+def text_hash(ids, texts) -> str:
+    """SHA-256 of the (id, text) pairs in order: two samples hold the same texts iff their text hashes agree (the
+    sample hash alone says only that the ids agree — an edited corpus keeps its ids)."""
+    h = hashlib.sha256()
+    for i, t in zip(ids, texts, strict=True):
+        for part in (str(i), str(t)):
+            b = part.encode()
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+    return h.hexdigest()
+
+
 def build(cfg: dict) -> tuple[pd.DataFrame, dict]:
     """Sample the configured corpus → (frame[id, text], metadata)."""
     source = cfg["source"]
@@ -261,7 +273,7 @@ def build(cfg: dict) -> tuple[pd.DataFrame, dict]:
     frame = pd.DataFrame(recs, columns=["id", "text"])
     meta = {"corpus_name": cfg.get("name", corpus_id), "corpus_id": corpus_id, "seed": seed,
             "n_texts": len(frame), "n_chars": int(frame.text.str.len().sum()),
-            "sample_hash": sample_hash(frame.id), **extra}
+            "sample_hash": sample_hash(frame.id), "text_hash": text_hash(frame.id, frame.text), **extra}
     return frame, meta
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import models, panels, plan
-from .io import atomic_path
+from .io import atomic_path, first_difference
 from .probe import exact_fp32, key_hooks, length_order, pad, pad_id, run_until_stop
 from .tensorfile import StreamWriter
 
@@ -60,6 +60,19 @@ def forward_keys(model, ids, mask, on_key, layers=None):
 
 def fingerprint(**items) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def checkpoint_signature(model, manifest: dict, ids, texts, *, max_length: int, products: str) -> dict:
+    """Everything that changes C, one field each — a checkpoint resumes only when every field agrees:
+    the model (where it was loaded from, revision, dtype, and the weights as loaded: models.weights_id), the texts
+    themselves (ids and content: corpus.text_hash), the truncation length, and the product mode (exact fp32 or
+    half-precision products, kis.panels). The token budget and the layer plan are not in it: they change how the
+    sums are grouped, not C (tests/test_covariance.py: a smaller budget after a kill resumes to the same C)."""
+    from .corpus import text_hash
+
+    return {"model": manifest["location"], "revision": manifest.get("revision"), "dtype": manifest["dtype"],
+            "weights": models.weights_id(model), "texts": text_hash(ids, texts), "max_length": int(max_length),
+            "products": products}
 
 
 # ---------------------------------------------------------------- the memory plan of a loaded model
@@ -146,13 +159,14 @@ class Checkpoints:
     layers a..b, with the fingerprint, texts done and tokens counted in its metadata. A finished group's file
     (done = every text) stays until the cache is written. Writes are atomic (unique temporary names)."""
 
-    def __init__(self, directory, fingerprint_id: str, every: int | None = None, minutes: float | None = None):
+    def __init__(self, directory, fingerprint_id: str, every: int | None = None, minutes: float | None = None,
+                 signature: dict | None = None):
         self.dir = Path(directory)
         if self.dir.is_file():  # a single-file checkpoint of an earlier version: it cannot be resumed
             log.warning("checkpoint %s is a file from an earlier version; removing it and starting over", self.dir)
             self.dir.unlink()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.fp, self.every, self.minutes = fingerprint_id, every, minutes
+        self.fp, self.every, self.minutes, self.signature = fingerprint_id, every, minutes, signature
         self.last_time, self.last_write_s, self.write_s_total = time.monotonic(), 0.0, 0.0
 
     def path(self, layers) -> Path:
@@ -177,8 +191,9 @@ class Checkpoints:
                 path.unlink()
                 continue
             if meta.get("fingerprint") != self.fp:
-                log.warning("checkpoint %s belongs to other settings (fingerprint %s != %s); starting over",
-                            path, meta.get("fingerprint"), self.fp)
+                diff = first_difference(meta.get("signature") or {}, self.signature or {})
+                log.warning("checkpoint %s belongs to other settings (fingerprint %s != %s%s); starting over",
+                            path, meta.get("fingerprint"), self.fp, f": field {diff}" if diff else "")
                 path.unlink()
                 continue
             out[tuple(meta["layers"])] = meta
@@ -206,7 +221,8 @@ class Checkpoints:
     def save(self, layers, sums: dict[int, panels.Panels], count: int, done: int) -> None:
         specs = {f"s.{layer}.{i}": (torch.float64, tuple(t.shape))
                  for layer in layers for i, t in enumerate(sums[layer].tensors)}
-        meta = {"fingerprint": self.fp, "layers": list(layers), "count": int(count), "done": int(done)}
+        meta = {"fingerprint": self.fp, "layers": list(layers), "count": int(count), "done": int(done),
+                "signature": self.signature}
         t0 = time.perf_counter()
         with atomic_path(self.path(layers)) as tmp:
             writer = StreamWriter(tmp, specs)
@@ -228,14 +244,15 @@ class Checkpoints:
 def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_budget: int = 4096, groups=None,
                checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
                checkpoint_minutes: float | None = None, fingerprint_id: str = "", progress=None,
-               device: str | torch.device = "cpu", keep: bool = True):
+               device: str | torch.device = "cpu", keep: bool = True, signature: dict | None = None):
     """One pass over the corpus per layer group: S_l = Σ_t k_t k_tᵀ (float64 panels) for every layer, and T.
 
     Returns (T, {layer: Panels} if keep else {}, product mode, Checkpoints or None). The groups run one after
     another; each forward stops after its group's last layer. With `checkpoint` (a directory), each group is saved
     every `checkpoint_every` batches and/or `checkpoint_minutes`, and once finished; a rerun resumes from the saved
-    groups whose fingerprint matches (texts, max_length and model are in it; the token budget and the plan are
-    not, so an OOM retry with a smaller budget or another node's plan resumes too)."""
+    groups whose fingerprint matches (checkpoint_signature: texts, max_length, model, products; the token budget and
+    the plan are not, so an OOM retry with a smaller budget or another node's plan resumes too). `signature`, when
+    given, is the dict the fingerprint was made from: a refused checkpoint's warning names the field that differs."""
     L = models.n_layers(model)
     widths = layer_widths(model)
     rows = tokenize(tokenizer, texts, max_length)
@@ -248,7 +265,8 @@ def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_bud
     if sorted(i for g in groups for i in g) != list(range(L)):
         raise ValueError(f"layer groups {groups} must cover layers 0..{L - 1} exactly once")
     mode = panels.product_mode(next(model.parameters()).dtype, device)
-    ckpts = Checkpoints(checkpoint, fingerprint_id, checkpoint_every, checkpoint_minutes) if checkpoint else None
+    ckpts = (Checkpoints(checkpoint, fingerprint_id, checkpoint_every, checkpoint_minutes, signature=signature)
+             if checkpoint else None)
     saved = ckpts.saved() if ckpts else {}
     finished = {g: m for g, m in saved.items() if m["done"] >= len(rows)}
     partial = [list(g) for g, m in saved.items() if m["done"] < len(rows)]
@@ -307,7 +325,8 @@ def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_bud
 def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget: int = 4096,
             checkpoint: str | Path | None = None, checkpoint_every: int | None = 10,
             checkpoint_minutes: float | None = None, fingerprint_id: str = "", progress=None,
-            device: str | torch.device = "cpu", groups=None) -> tuple[list[torch.Tensor], int]:
+            device: str | torch.device = "cpu", groups=None, signature: dict | None = None
+            ) -> tuple[list[torch.Tensor], int]:
     """Running sums S_l = Σ_t k_t k_tᵀ (fp64, full f × f, on `device`) over all attended tokens, and T.
 
     C_l = S_l / T. `groups` (lists of consecutive layers, e.g. plan_model(...).groups) only changes how many passes
@@ -315,7 +334,7 @@ def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget
     count, kept, _, _ = accumulate(model, tokenizer, texts, max_length=max_length, token_budget=token_budget,
                                    groups=groups, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                                    checkpoint_minutes=checkpoint_minutes, fingerprint_id=fingerprint_id,
-                                   progress=progress, device=device, keep=True)
+                                   progress=progress, device=device, keep=True, signature=signature)
     return [kept[layer].full() for layer in range(models.n_layers(model))], count
 
 
@@ -445,8 +464,9 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
     if setting is None:
         logger.info("max_length not set: truncating each text to %d tokens (min(context %d, token budget %s), the "
                     "reference code's rule)", max_length, models.context_length(model), batch_tokens)
-    fp = fingerprint(location=man["location"], revision=man.get("revision"), dtype=man["dtype"],
-                     sample=corpus_meta.get("sample_hash"), max_length=max_length)
+    signature = checkpoint_signature(model, man, frame.id.tolist(), frame.text.tolist(), max_length=max_length,
+                                     products=panels.product_mode(next(model.parameters()).dtype, device))
+    fp = fingerprint(**signature)
     budget, source = device_budget(device, device_memory_gb, model)
     the_plan = plan_model(model, token_budget=token_budget, seq=max_length, device_bytes=budget,
                           store_dtype=store_dtype, n_texts=len(frame),
@@ -470,7 +490,8 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
     count, _, mode, ckpts = accumulate(model, tok, frame.text.tolist(), max_length=max_length,
                                        token_budget=token_budget, groups=the_plan.groups, checkpoint=ckpt_dir,
                                        checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes,
-                                       fingerprint_id=fp, progress=progress, device=device, keep=False)
+                                       fingerprint_id=fp, progress=progress, device=device, keep=False,
+                                       signature=signature)
     seconds = time.perf_counter() - t0
     run_tokens = state["run_tokens"]  # resumed tokens are not this run's work: the rate counts only its own
     logger.info("covariance: %d tokens from %d texts (%d of them this run, in %.1f s: %.0f tokens/s this run, %d "
@@ -480,7 +501,8 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
     meta = {"model": man["source"], "model_location": man["location"], "revision": man.get("revision"),
             "model_dtype": man["dtype"], "family": man["family"], "corpus_id": corpus_meta.get("corpus_id"),
             "corpus_name": corpus_meta.get("corpus_name"), "sample_hash": corpus_meta.get("sample_hash"),
-            "n_texts": len(frame), "max_length": max_length, "products": mode, "plan": the_plan.summary()}
+            "text_hash": signature["texts"], "weights_id": signature["weights"], "n_texts": len(frame),
+            "max_length": max_length, "products": mode, "plan": the_plan.summary()}
     write_from_checkpoints(cov, ckpts, layer_widths(model), count, meta, store_dtype, device=device)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
 

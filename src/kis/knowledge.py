@@ -274,6 +274,40 @@ def score_batch(model, pad_id: int, prompts: list[list[int]], targets: list[list
     return out
 
 
+EVALUATION_PROMPTS = ("paraphrase_prompts", "neighborhood_prompts", "generation_prompts")
+
+
+def check_evaluation_prompts(tokenizer, fact: dict, context: int) -> None:
+    """FactsError, naming the case id, the field and the prompt's index, when an evaluation prompt does not fit the
+    model's context: a paraphrase or neighbourhood prompt with the longer of its two targets (lifelong editing scores
+    both, kis.trajectory.evaluate), a generation prompt with at least one generated token. Checked when the facts
+    are first read with the model (the `known` rule), not after hours of editing (GPT-2 would fail with an
+    IndexError, a rotary model would score beyond its context without a word)."""
+    for field in EVALUATION_PROMPTS:
+        prompts = fact.get(field)
+        if prompts is None or (isinstance(prompts, float) and np.isnan(prompts)):
+            continue
+        prompts = [str(q) for q in prompts]
+        if not prompts:
+            continue
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+        for i, (q, n) in enumerate(zip(prompts, lengths)):
+            if field == "generation_prompts":
+                need, what = n + 1, "one generated token"
+            else:
+                rough = max(len(tokenizer(" " + fact[t], add_special_tokens=False)["input_ids"])
+                            for t in ("target_true", "target_new"))
+                if n + rough + 2 <= context:  # far from the limit: no exact count needed
+                    continue
+                which = max(("target_true", "target_new"), key=lambda t: len(probe.target_ids(tokenizer, q, fact[t])))
+                m = len(probe.target_ids(tokenizer, q, fact[which]))
+                need, what = n + m, f"{which} ({m} tokens)"
+            if need > context:
+                raise FactsError(f"fact case_id {fact['case_id']}: {field}[{i}] ({n} tokens: {q[:60]!r}...) + {what} "
+                                 f"is longer than the model's context ({context} tokens); shorten or drop that "
+                                 "prompt or record")
+
+
 def known_table(model, tokenizer, facts: pd.DataFrame, batch_size: int = 32, device="cpu", progress=None
                 ) -> pd.DataFrame:
     """The known filter over a facts frame → frame with KNOWN_COLUMNS (same order as facts)."""
@@ -291,6 +325,8 @@ def known_table(model, tokenizer, facts: pd.DataFrame, batch_size: int = 32, dev
             raise FactsError(f"fact case_id {row.case_id}: prompt ({len(p)} tokens, subject {len(row.subject)} "
                              f"characters) + target_true ({len(t)} tokens) is longer than the model's context "
                              f"({context} tokens); shorten or drop that record")
+        if context is not None:
+            check_evaluation_prompts(tokenizer, row._asdict(), context)
         joint_differs += tokenizer(text + " " + row.target_true, add_special_tokens=True)["input_ids"] != p + t
         enc.append((p, t))
     if joint_differs:

@@ -332,6 +332,29 @@ def load_prepared(manifest_path: str | Path, device: str = "cpu"):
     return model, tok, manifest
 
 
+def weights_id(model, per_tensor: int = 4096) -> str:
+    """A fingerprint of the weights as loaded: per parameter its name, shape, dtype, float64 sum and sum of squares
+    and an evenly strided sample of at most `per_tensor` values, hashed. Two loads agree iff they are (in practice)
+    the same weights — a model replaced in place under the same path or hub id gets another id. Reads a few numbers
+    per tensor, so it costs little even for a 13B model on a GPU."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            flat = p.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // per_tensor)].double().cpu()
+            moments = torch.zeros(2, dtype=torch.float64, device=flat.device)
+            for i in range(0, flat.numel(), 1 << 22):  # in chunks: no float64 copy of a whole embedding on a GPU
+                part = flat[i:i + (1 << 22)].double()
+                moments += torch.stack([part.sum(), part.square().sum()])
+            moments = moments.cpu()
+            h.update(f"{name}:{tuple(p.shape)}:{p.dtype}".encode())
+            h.update(sample.numpy().tobytes())
+            h.update(moments.numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
 def default_device() -> str:
     return os.environ.get("KIS_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -293,7 +293,7 @@ def _rel(err, meas, how) -> float:
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
         fluency_max_len: int = 100, record_steps=None, progress=None, log_every: int = 1, checkpoint=None,
-        checkpoint_every: int = 1, stale: str = "error") -> pd.DataFrame:
+        checkpoint_every: int = 1, stale: str = "error", inputs: dict | None = None) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
@@ -306,7 +306,8 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     rows and the interference bookkeeping. When it exists at the start, the run resumes from it (the same method,
     model, stream, held-out set and hyperparameters, else an error naming the field — or, with stale="restart",
     a logged warning and a fresh start); it is removed once the trajectory ends. Resumed or not, the rows are the
-    same (tests/test_trajectory.py)."""
+    same (tests/test_trajectory.py). What "the same run" means is checkpoint_signature; `inputs` adds what only the
+    caller knows (the rule: the C tensors' hash, the whole editing settings, the model's files)."""
     if getattr(editor, "protected_ids", None) is not None:
         editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
     ml = editor.measure_layer
@@ -325,10 +326,11 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     edit_keys, resids, dirs = ({layer: [] for layer in mls} for _ in range(3))
     done, window, rows, n_triggered = [], [], [], 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    sig = {"method": editor.name, "model": model_name, "edits": [str(f["case_id"]) for f in edits],
-           "test": [str(f["case_id"]) for f in test], "layers": layers,
-           "hp": json.dumps(editor.hp, sort_keys=True, default=str),
-           "record_steps": sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every)}
+    sig = checkpoint_signature(editor, model, edits, test, model_name=model_name, layers=layers,
+                               steps=sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every),
+                               evaluation={"max_neighborhood": max_neighborhood, "fluency_prompts": fluency_prompts,
+                                           "fluency_max_len": int(fluency_max_len)},
+                               inputs=inputs)
     start = 0
     st = None
     if ckpt is not None and ckpt.exists():
@@ -448,6 +450,38 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     return frame()
 
 
+def content_hash(obj) -> str:
+    """SHA-256 of obj as canonical JSON (sorted keys; numpy values and other types by their str)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_plain_or_str).encode()).hexdigest()
+
+
+def _plain_or_str(x):
+    try:
+        return _plain(x)
+    except TypeError:
+        return str(x)
+
+
+def checkpoint_signature(editor, model, edits: list[dict], test: list[dict], *, model_name: str, layers, steps,
+                         evaluation: dict, inputs: dict | None = None) -> dict:
+    """Everything that changes a trajectory's rows, one field each; a checkpoint resumes only when all agree.
+
+    method; model (its name) and weights (models.weights_id of the unedited model as loaded); the edit stream and the
+    held-out set, by case id and by content (a fact edited under the same id is another fact); the protected facts
+    (kis); the edited layers; the resolved hyperparameters; the context templates and the KL prompt the editor
+    uses; the recorded steps; the evaluation settings; and `inputs`, what only the caller knows — the rule passes
+    the hash of the C tensors the editor was given, the ridge added to C, and the whole editing settings."""
+    return {"method": editor.name, "model": model_name, "weights": models.weights_id(model),
+            "edits": [str(f["case_id"]) for f in edits], "edit_facts": content_hash(edits),
+            "test": [str(f["case_id"]) for f in test], "test_facts": content_hash(test),
+            "protected": [str(i) for i in getattr(editor, "protected_ids", None) or []],
+            "layers": [int(x) for x in layers], "hp": json.dumps(editor.hp, sort_keys=True, default=str),
+            "templates": list(getattr(editor, "templates", [])), "kl_prompt": getattr(editor, "kl_prompt", None),
+            "steps": steps, "evaluation": evaluation, **(inputs or {})}
+
+
 def _plain(x):
     """JSON for numpy scalars and arrays in a row."""
     if isinstance(x, np.generic):
@@ -483,6 +517,21 @@ def facts_by_id(frame: pd.DataFrame, ids) -> list[dict]:
         r["generation_prompts"] = list(r.get("generation_prompts", []))  # optional (older facts files lack it)
         out.append(r)
     return out
+
+
+def run_inputs(manifest: dict, covs: dict, settings: dict) -> dict:
+    """The rule's part of a trajectory checkpoint's signature: where the model was loaded from, the C the editor got
+    (SHA-256 of every loaded layer's tensor: another corpus, sample or model gives another C) with the ridge added
+    to it, and the whole editing settings of this trajectory (rules/common.smk edit_settings)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for layer in sorted(covs):
+        h.update(f"{layer}:{tuple(covs[layer].shape)}:{covs[layer].dtype}".encode())
+        h.update(covs[layer].detach().cpu().contiguous().numpy().tobytes())
+    return {"model_files": {k: manifest.get(k) for k in ("location", "revision", "dtype")},
+            "cov": h.hexdigest(), "cov_ridge": float(settings["cov_ridge"]),
+            "settings": json.dumps(settings, sort_keys=True, default=str)}
 
 
 def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, settings: dict, names, batch_size: int,
@@ -527,7 +576,8 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                                  float(settings["cov_ridge"]), protected=facts_by_id(frame, protected_ids))
     t0 = time.perf_counter()
 
-    def progress(r):
+    def progress(so_far: pd.DataFrame):  # run() hands over the rows recorded so far; the last one is new
+        r = so_far.iloc[-1]
         logger.info("step %d: held-out P(true) %.4f, acc %.3f, retention %.3f, efficacy %.3f, interference "
                     "measured %.4g vs predicted %.4g (%.1f s so far)", r["step"], r["heldout_p_true"],
                     r["heldout_acc"], r["retention"], r["efficacy"], r["interference_measured"],
@@ -537,7 +587,7 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                eval_every=int(settings["eval_every"]), model_name=model_name,
                max_neighborhood=settings["max_neighborhood"], batch_size=int(batch_size),
                fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
-               progress=progress, stale="restart",
+               progress=progress, stale="restart", inputs=run_inputs(man, covs, settings),
                checkpoint=Path(table).with_suffix(".ckpt.pt") if int(checkpoint_every) > 0 else None,
                checkpoint_every=max(1, int(checkpoint_every)))
     fmeta = read_parquet_metadata(facts)
