@@ -7,7 +7,22 @@
 # - scripts live in workflow/scripts/: three lines handing the job to one function of the `kis` package (kis.io.run)
 import json
 import sys
+from pathlib import Path
 
+def config_error(message):
+    """A config the schema lets through but no run can use: stop while the DAG is built, naming the key."""
+    raise ValueError(f"config: {message}")
+
+
+# What the schema cannot say: model keys are names (YAML reads `1:` as a number), none may be taken for an
+# all-models figure (heatmaps_{model}.png against heatmaps_all_models_layer0.png), and the results folder is a folder
+if bad := [k for k in config["models"] if not isinstance(k, str)]:
+    config_error(f"models: the key {bad[0]!r} is a {type(bad[0]).__name__}, not a name; quote it (\"{bad[0]}\")")
+if bad := [k for k in config["models"] if k.startswith("all_models")]:
+    config_error(f"models: the key {bad[0]!r} starts with 'all_models', the name of the all-model figures; its own "
+                 "figures would be overwritten by them — rename it")
+if not str(config["results"]).strip() or Path(config["results"]).resolve() == Path("/"):
+    config_error(f"results: {config['results']!r} would put every output at the filesystem root; name a folder")
 RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
@@ -90,14 +105,16 @@ def covariance_resources(model, manifest_path):
     """{mem_mb, runtime, diagnostics_mem_mb} of a model's covariance jobs from its shapes (the prepared manifest)
     and the corpus's expected tokens: kis.plan.covariance_resources (formula in its docstring). Before the
     manifest exists (a dry run), the size_gb estimate; models.<m>.size_gb overrides the weight bytes."""
-    from pathlib import Path
-
     from kis import plan
 
     spec = config["models"][model]
     try:
         man = json.loads(Path(manifest_path).read_text())
-    except (TypeError, OSError, ValueError):  # not yet made, or damaged (remade by its own job), so the estimate
+        man["n_layers"], man["d_model"], man["d_ff"], man["n_params"]  # noqa: B018 — the fields the plan needs
+    except (TypeError, OSError, ValueError, KeyError) as e:  # not yet made, or damaged: the estimate
+        if isinstance(manifest_path, str) and Path(manifest_path).exists():
+            print(f"WARNING: {manifest_path} is damaged ({type(e).__name__}: {e}); {model}'s covariance resources "
+                  "fall back to the size_gb estimate — rebuild it: snakemake --forcerun prepare_model", file=sys.stderr)
         return {"mem_mb": model_mem_mb(model, factor=3), "runtime": model_runtime(model),
                 "diagnostics_mem_mb": model_mem_mb(model)}
     cov = config["covariance"]

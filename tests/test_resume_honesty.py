@@ -435,3 +435,91 @@ def test_a_prompt_just_fitting_with_its_longer_target_is_checked_exactly():
             with pytest.raises(knowledge.FactsError, match="target_new"):
                 knowledge.check_evaluation_prompts(tok, fact, 128)
     assert sides == {True, False}
+
+
+# ------------------------------------------------------------ the minor defects found with them
+
+@pytest.mark.parametrize("change,said", [
+    (lambda c: c.update(models={1: next(iter(c["models"].values()))}), "the key 1 is a int, not a name"),
+    (lambda c: c.update(models={"all_models_layer0": next(iter(c["models"].values()))}), "starts with 'all_models'"),
+    (lambda c: c.update(results=""), "filesystem root"),
+    (lambda c: c.update(results="/"), "filesystem root"),
+])
+def test_a_config_no_run_can_use_is_named_while_the_dag_is_built(tmp_path, change, said):
+    """An integer model key (was a bare TypeError), a model named like the all-model figures (silently lost its own
+    heatmap), results '' or '/' (planned every output at the filesystem root): a dry run stops naming the key."""
+    import yaml
+
+    config = wf.tiny_config(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    change(cfg)
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = wf.snakemake(config, "-n", check=False)
+    assert proc.returncode != 0
+    assert said in proc.stdout + proc.stderr
+
+
+def test_a_damaged_manifest_is_warned_about_while_the_dag_is_built(tmp_path):
+    config = wf.tiny_config(tmp_path)
+    manifest = wf.results(config) / "models" / "tiny-gpt2" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"n_layers": 3, "d_mod')
+    proc = wf.snakemake(config, "-n", "--forcerun", "covariance", check=False)
+    said = proc.stdout + proc.stderr
+    assert f"WARNING: {wf.target(config, 'models', 'tiny-gpt2', 'manifest.json')} is damaged" in said
+    assert "--forcerun prepare_model" in said
+
+
+def test_diagnostics_never_report_a_rank_above_the_token_count():
+    """C from T = 5 tokens of f = 64 values has rank ≤ 5; rounding in fp32 products lifts its zero eigenvalues above
+    the float64 tolerance, so the numerical count alone says more."""
+    import numpy as np
+    import torch
+
+    from kis import covariance
+
+    rng = np.random.default_rng(0)
+    k = torch.tensor(rng.standard_normal((5, 64)), dtype=torch.float32) * 10
+    c = (k.T @ k).double() / 5 + torch.tensor(rng.standard_normal((64, 64)) * 1e-9).double()
+    c = (c + c.T) / 2
+    raw = covariance.diagnostics([c])
+    assert raw["rank"][0] > 5  # the bug's condition: noise above the float64 tolerance
+    capped = covariance.diagnostics([c], n_tokens=5)
+    assert capped["rank"][0] == 5 and bool(capped["singular"][0])
+    full = covariance.diagnostics([torch.eye(8, dtype=torch.float64)], n_tokens=100)
+    assert full["rank"][0] == 8 and not bool(full["singular"][0])
+
+
+def test_a_kill_while_the_manifest_is_written_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    import tiny
+    from kis import models
+
+    src = tiny.save(tmp_path / "model", "gpt2")
+    first = models.prepare({"local_dir": str(src)}, tmp_path / "prepared")
+    real = Path.write_text
+
+    def half(self, text, *a, **kw):
+        real(self, text[: len(text) // 2], *a, **kw)
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(Path, "write_text", half)
+    with pytest.raises(KeyboardInterrupt):
+        models.prepare({"local_dir": str(src), "dtype": "float32"}, tmp_path / "prepared")
+    monkeypatch.setattr(Path, "write_text", real)
+    assert json.loads((tmp_path / "prepared" / "manifest.json").read_text()) == first
+    assert [p.name for p in (tmp_path / "prepared").iterdir()] == ["manifest.json"]
+
+
+def test_trust_remote_code_is_warned_about_in_the_log(tmp_path, caplog):
+    import logging
+
+    import tiny
+    from kis import models
+
+    src = tiny.save(tmp_path / "model", "gpt2")
+    with caplog.at_level(logging.WARNING, logger="kis.models"):
+        models.load(str(src))
+    assert "trust_remote_code" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="kis.models"):
+        models.load(str(src), trust_remote_code=True)
+    assert "trust_remote_code is true" in caplog.text and str(src) in caplog.text

@@ -417,10 +417,12 @@ def iter_layers(path: str | Path, dtype=torch.float64):
         yield layer, load(path, layers=[layer], dtype=dtype)[0][layer]
 
 
-def diagnostics(covs, condition_warn: float = 1e8):
+def diagnostics(covs, condition_warn: float = 1e8, n_tokens: int | None = None):
     """Per-layer spectrum summary of C: condition number, smallest/largest eigenvalue, numerical rank.
 
-    `covs`: a list, a {layer: C} dict, or an iterable of (layer, C) pairs (e.g. iter_layers: one layer at a time)."""
+    `covs`: a list, a {layer: C} dict, or an iterable of (layer, C) pairs (e.g. iter_layers: one layer at a time).
+    n_tokens: the T of C = (1/T) Σ k kᵀ. rank(C) ≤ T, so the reported rank is at most T (rounding in the products
+    lifts would-be zero eigenvalues above the float64 tolerance), and C with T < f is singular by construction."""
     import pandas as pd
 
     items = covs.items() if isinstance(covs, dict) else enumerate(covs) if isinstance(covs, list) else covs
@@ -432,8 +434,9 @@ def diagnostics(covs, condition_warn: float = 1e8):
         tol = hi * len(ev) * np.finfo(np.float64).eps
         cond = hi / lo if lo > 0 else float("inf")
         rows.append({"layer": int(layer), "f": len(ev), "trace": float(ev.sum()), "eig_min": lo, "eig_max": hi,
-                     "condition_number": cond, "rank": int((ev > tol).sum()),
-                     "singular": bool(lo <= tol), "ill_conditioned": bool(not cond < condition_warn)})
+                     "condition_number": cond, "rank": min(int((ev > tol).sum()), n_tokens or len(ev)),
+                     "singular": bool(lo <= tol or (n_tokens or len(ev)) < len(ev)),
+                     "ill_conditioned": bool(not cond < condition_warn)})
     return pd.DataFrame(rows)
 
 
@@ -514,7 +517,7 @@ def run_diagnostics(*, cov, table, condition_warn, logger=None):
 
     logger = logger or log
     _, meta = load(cov, layers=[])
-    frame = diagnostics(iter_layers(cov), condition_warn)
+    frame = diagnostics(iter_layers(cov), condition_warn, n_tokens=int(meta["n_tokens"]))
     for row in frame.itertuples():
         if row.singular or row.ill_conditioned:
             logger.warning("layer %d: C is %s, condition number %.3g (rank %d of %d)", row.layer,

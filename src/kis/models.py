@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .io import atomic_path
+
 log = logging.getLogger(__name__)
 
 
@@ -265,6 +267,9 @@ def load(location: str, *, dtype: str = "float32", revision: str | None = None, 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kw = dict(revision=revision, trust_remote_code=trust_remote_code)
+    if trust_remote_code:
+        log.warning("%s: trust_remote_code is true — the model's own Python code (from its repository or folder) "
+                    "runs in this process; set it only for a source you trust", location)
     if gguf_file is not None:
         kw["gguf_file"] = gguf_file
     tok = AutoTokenizer.from_pretrained(location, **kw)
@@ -320,7 +325,8 @@ def prepare(spec: dict, out_dir: str | Path) -> dict:
         location = str(Path(where).resolve()) if kind == "local_dir" else where
     manifest = {"source_kind": kind, "source": where, "location": location, "revision": revision,
                 "dtype": dtype, "trust_remote_code": trust, **extra, **describe(model)}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    with atomic_path(out_dir / "manifest.json") as tmp:  # a kill never leaves half a manifest
+        tmp.write_text(json.dumps(manifest, indent=2))
     return manifest
 
 
