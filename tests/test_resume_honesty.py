@@ -113,6 +113,10 @@ def test_the_results_lock_is_held_for_the_process_and_released_when_it_dies(tmp_
             break
     assert again.returncode == 0, again.stderr
     assert "stale lock" in again.stderr  # the dead holder's file is taken over, with a warning
+    assert not (results / ".kis-run.lock").exists()  # a run that ends removes its lock file
+    quiet = subprocess.run([sys.executable, "-c", code.replace("time.sleep(60)", "")], capture_output=True, text=True,
+                           timeout=60)
+    assert quiet.returncode == 0 and "stale lock" not in quiet.stderr
 
 
 # ------------------------------------------------------------ defect 1: a covariance checkpoint of other texts

@@ -181,7 +181,17 @@ def results_lock(results: str | Path) -> Path:
         fh.close()
         raise
     _HELD[folder] = (fh, lock)
+    import atexit
+
+    atexit.register(_release, folder)  # a run that ends leaves no lock file (a killed one's is taken over)
     return lock
+
+
+def _release(folder: Path) -> None:
+    fh, lock = _HELD.pop(folder)
+    with contextlib.suppress(OSError):
+        lock.unlink()  # still held while unlinked: a run starting now makes a fresh file of its own
+    fh.close()
 
 
 def setup_logging(logfile: str | Path | None = None, level=logging.INFO) -> logging.Logger:
