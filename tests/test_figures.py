@@ -117,8 +117,17 @@ def test_scaling_law_rows_and_values(tables):
         assert r.kurtosis == pytest.approx(ref_kurtosis(sups[r.model], r.layer))
     mean_small = np.mean([ref_kurtosis(sups["small"], l) for l in range(3)])
     assert table[table.model == "small"].mean_kurtosis_model.iloc[0] == pytest.approx(mean_small)
+    # thirds of relative depth: 3 layers at 0, 0.5, 1 → early, middle, late, one layer each
+    small = table[table.model == "small"].sort_values("layer")
+    assert small.depth_third.tolist() == ["early", "middle", "late"]
+    assert small.mean_kurtosis_third.tolist() == pytest.approx([ref_kurtosis(sups["small"], l) for l in range(3)])
+    for m, g in table.groupby("model"):
+        for third, h in g.groupby("depth_third"):
+            assert np.allclose(h.mean_kurtosis_third, h["kurtosis"].mean())
     ax1, ax2 = fig.axes
     assert len(ax1.lines) == 3 and ax2.get_xscale() == "log"
+    # one line per family through its sizes: the two gpt2 models joined, the NeoX model alone
+    assert sorted(len(ln.get_xdata()) for ln in ax2.lines) == [1, 2] and "within" in ax2.get_title()
     # colour by family: the two gpt2 models share a hue, the NeoX model has another; the larger is darker
     colours = {ln.get_label().split(" (")[0]: np.array(ln.get_color()[:3]) for ln in ax1.lines}
     assert colours["Big-2M"].sum() < colours["Small-1M"].sum()

@@ -81,7 +81,7 @@ def capture_one(model, tok, text, idx):
     return torch.stack([got[l] for l in range(models.n_layers(model))])
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "gpt_neox"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gpt_neox", "qwen2"])
 def test_batched_keys_equal_single_capture(family):
     model, tok = tiny.model(family)
     prompts, subjects = zip(*PROMPTS)

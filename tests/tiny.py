@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama")
+FAMILIES = ("gpt2", "gptj", "gpt_neox", "llama", "qwen2")
 GEMMA = ("gemma2", "gemma3")  # GeGLU, scaled embeddings, norms around the FFN (tests/test_models.py covers them)
 
 
@@ -59,7 +59,8 @@ def stop_after(texts: int):
 
 
 def config(family: str, vocab: int, n_layer: int = 3, d: int = 32, f: int = 64):
-    from transformers import Gemma2Config, Gemma3TextConfig, GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig
+    from transformers import (Gemma2Config, Gemma3TextConfig, GPT2Config, GPTJConfig, GPTNeoXConfig, LlamaConfig,
+                              Qwen2Config)
 
     if family == "gpt2":
         return GPT2Config(vocab_size=vocab, n_positions=128, n_embd=d, n_layer=n_layer, n_head=4, n_inner=f)
@@ -71,6 +72,9 @@ def config(family: str, vocab: int, n_layer: int = 3, d: int = 32, f: int = 64):
                              num_attention_heads=4, intermediate_size=f)
     if family == "llama":
         return LlamaConfig(vocab_size=vocab, max_position_embeddings=128, hidden_size=d, num_hidden_layers=n_layer,
+                           num_attention_heads=4, num_key_value_heads=2, intermediate_size=f)
+    if family == "qwen2":  # Llama's block with q/k/v biases, byte-level BPE
+        return Qwen2Config(vocab_size=vocab, max_position_embeddings=128, hidden_size=d, num_hidden_layers=n_layer,
                            num_attention_heads=4, num_key_value_heads=2, intermediate_size=f)
     if family in GEMMA:  # a sliding window shorter than the test texts, as the real models have
         cls = Gemma3TextConfig if family == "gemma3" else Gemma2Config
@@ -101,7 +105,8 @@ def save(out_dir: str | Path, family: str = "gpt2", seed: int = 0) -> Path:
 
 # where each family keeps its FFN output projection — written out here, independently of kis.models
 FFN_OUT = {"gpt2": "transformer.h.{}.mlp.c_proj", "gptj": "transformer.h.{}.mlp.fc_out",
-           "gpt_neox": "gpt_neox.layers.{}.mlp.dense_4h_to_h", "llama": "model.layers.{}.mlp.down_proj"}
+           "gpt_neox": "gpt_neox.layers.{}.mlp.dense_4h_to_h", "llama": "model.layers.{}.mlp.down_proj",
+           "qwen2": "model.layers.{}.mlp.down_proj"}
 
 
 def covariance_reference(model, tok, texts, family, max_length):

