@@ -6,6 +6,10 @@ consecutive layers; each group takes one pass over the corpus, whose forward sto
 
     weights + activations(one batch) + Σ_{l ∈ group} 8·P(f_l) + reserve  ≤  device bytes.
 
+activations(one batch) counts what lives at the peak, inside the last hooked block: the forward runs with
+use_cache=False (kis.probe.run_until_stop), so no KV cache is held (it would add 2·L·tokens·d_kv·bytes: 12.5 GiB
+for one 16,384-token batch of Llama-2-13B).
+
 The groups are filled from the LAST layer backwards (the fewest groups; the first one takes the remainder, so the
 partial passes stop as early as possible). C does not depend on the plan: each layer's sums see the same keys in the
 same batches in the same order whatever group it is in.
@@ -134,17 +138,25 @@ def accumulator_bytes(f: int) -> int:
 # ---------------------------------------------------------------- the plan
 
 def activation_bytes(s: Shape, token_budget: int, seq: int, act_dtype: str | None = None) -> int:
-    """Device memory of one batch's forward, stopped inside the last hooked block (no logits), plus the key
-    products: ~16 d-vectors and 4 f-vectors per token in the model's dtype, the selected keys in float32, one float32
-    panel product r·f; eager attention adds the fp32 scores and probabilities of one layer (rows·heads·seq²·8)."""
+    """Device memory of one batch's forward, stopped inside the last hooked block (no logits, no KV cache), plus
+    the key products. Per token, in the model's dtype: 16 d-vectors (residual stream, embeddings, norm outputs, q, k,
+    v, their rotary copies, attention output; at most ~10 live at once) and 4 f-vectors (the MLP's activation,
+    up projection and their product, the key, and the attended keys' copy in the hook), plus the keys in float32 (the
+    operand where half keys are cast); then one float32 panel product r·f, the attention mask (rows·seq² in the
+    model's dtype) and, for eager attention, the fp32 scores and probabilities of one layer (rows·heads·seq²·8)."""
     act = DTYPE_BYTES[act_dtype or s.dtype]
     f, r = s.d_ff, panel_rows(s.d_ff)
     per_token = 16 * s.d_model * act + 4 * f * act + 4 * f
-    attention = 0
+    rows = max(1, token_budget // max(seq, 1))
+    attention = rows * seq * seq * act
     if s.family in EAGER_ATTENTION:
-        rows = max(1, token_budget // max(seq, 1))
-        attention = rows * s.n_heads * seq * seq * 8
+        attention += rows * s.n_heads * seq * seq * 8
     return token_budget * per_token + 4 * r * f + attention
+
+
+def kv_cache_bytes(s: Shape, tokens: int, act_dtype: str | None = None) -> int:
+    """What a forward with use_cache=True would keep: keys and values of every layer, 2·L·tokens·d_kv·bytes."""
+    return 2 * s.n_layers * tokens * (s.d_model * s.n_kv_heads // s.n_heads) * DTYPE_BYTES[act_dtype or s.dtype]
 
 
 @dataclass
