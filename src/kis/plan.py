@@ -20,7 +20,8 @@ Resources of the SLURM rule (`covariance_resources`), from the shapes and the co
     runtime = 10 min + 3 · hours_estimate (the estimate assumes an H100; ×3 covers an A100-class GPU)
     hours_estimate = [2·N_block·(last+1)·T + 2·s·d·(last+1)·T  (forward of each pass, s = mean row length)
                       + 2·T·Σ_l P(f_l)]  / (efficiency · peak FLOP/s of the product dtype)
-                     + 24·Σ_l P(f_l)·T/token_budget / (efficiency · memory bandwidth)   (the float64 fold)
+                     + 24·Σ_l P(f_l)·n_GEMM / (efficiency · memory bandwidth)   (the float64 fold, one per GEMM:
+                       n_GEMM = T/TENSOR_CORE_CHUNK + T/token_budget for half keys on tensor cores, else T/token_budget)
 `models.<m>.size_gb` only overrides the weight bytes.
 """
 from __future__ import annotations
@@ -41,6 +42,8 @@ EFFICIENCY = 0.4
 EAGER_ATTENTION = {"gptj"}  # families whose transformers attention materialises the score matrix (no SDPA)
 RESERVE_BYTES = int(1.5 * GiB)  # CUDA context, allocator slack
 RESERVE_FRACTION = 0.05
+# tokens per key GEMM on tensor cores (kis.panels): the truncated fp32 accumulation stays below 1e-6 relative
+TENSOR_CORE_CHUNK = 256
 TOKENS_PER_TEXT = 700  # mean tokens of an English Wikipedia article (GPT-2/Llama tokenizers), before truncation
 
 
@@ -252,7 +255,10 @@ def estimate_seconds(s: Shape, plan: Plan, *, n_tokens: int, seq: int, token_bud
     fwd = sum((2 * layer_params(s) + 2 * mean_row * s.d_model) * (g[-1] + 1) * n_tokens for g in plan.groups)
     packed = sum(packed_elements(f) for f in s.fs)
     products = 2 * packed * n_tokens
-    fold_bytes = 24 * packed * math.ceil(n_tokens / token_budget)
+    folds = math.ceil(n_tokens / token_budget)
+    if product_dtype(dtype) in ("bfloat16", "float16"):  # tensor cores: one GEMM per chunk (kis.panels)
+        folds += math.ceil(n_tokens / TENSOR_CORE_CHUNK)
+    fold_bytes = 24 * packed * folds
     out = {"forward_s": fwd / rate, "products_s": products / rate,
            "fold_s": fold_bytes / (gpu["bandwidth"] * efficiency), "flops": fwd + products,
            "rate_flops": rate}
