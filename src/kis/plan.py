@@ -14,9 +14,10 @@ The groups are filled from the LAST layer backwards (the fewest groups; the firs
 partial passes stop as early as possible). C does not depend on the plan: each layer's sums see the same keys in the
 same batches in the same order whatever group it is in.
 
-Resources of the SLURM rule (`covariance_resources`), from the shapes and the corpus's token count T:
-    mem_mb  = 1.25 · host_peak + 1024 MB,  host_peak = weights + 2 GiB (Python, torch) + 8 KB·n_texts (texts)
-              + 4 B·T (token ids) + one row block of C (r·f·(8 + store bytes))
+Resources of the SLURM rule (`shape_resources`), from the shapes and the corpus's token count T:
+    mem_mb  = 1.25 · max(host_peak, loading) + 1024 MB,  host_peak = weights + 2 GiB (Python, torch) + 8 KB·n_texts
+              (texts) + 4 B·T (token ids) + one row block of C (r·f·(8 + store bytes)); loading = weights + 2 GiB
+              + the checkpoint read beside them when it is no safetensors file of the run's dtype (load_host_bytes)
     runtime = 10 min + 3 · hours_estimate (the estimate assumes an H100; ×3 covers an A100-class GPU)
     hours_estimate = [2·N_block·(last+1)·T + 2·s·d·(last+1)·T  (forward of each pass, s = mean row length)
                       + 2·T·Σ_l P(f_l)]  / (efficiency · peak FLOP/s of the product dtype)
@@ -45,6 +46,9 @@ RESERVE_FRACTION = 0.05
 # tokens per key GEMM on tensor cores (kis.panels): the truncated fp32 accumulation stays below 1e-6 relative
 TENSOR_CORE_CHUNK = 256
 TOKENS_PER_TEXT = 700  # mean tokens of an English Wikipedia article (GPT-2/Llama tokenizers), before truncation
+# seconds of one float64 eigvalsh at n = 4096 on one core: 7.5 s measured in the review of issue 29, 9.2 s
+# extrapolated (n³) from n = 2048 on the project's 2-core VM; covariance_diagnostics runs one per layer
+EIGH_S_4096 = 10.0
 
 
 @dataclass(frozen=True)
@@ -271,17 +275,53 @@ def corpus_tokens(n_texts: int, seq: int) -> int:
     return int(n_texts * min(seq, TOKENS_PER_TEXT))
 
 
+def covariance_seq(context: int, max_length: int | None, token_budget: int) -> int:
+    """Tokens kept per corpus text (kis.models.covariance_max_length): max_length, never beyond the context; when
+    None, min(context, the configured token budget) as the reference code did."""
+    return min(int(max_length), context) if max_length else min(context, token_budget)
+
+
+def load_host_bytes(weight_bytes: int, checkpoint_gb: float | None = None) -> int:
+    """Host memory while a job loads its model (before it moves to the GPU): the model's weights + Python and torch
+    (2 GiB), + the checkpoint's state dict read beside them when its files are not memory-mapped safetensors in the
+    run's dtype (models.<m>.checkpoint_gb: GPT-J-6B's main branch is one 24.2 GB float32 pytorch_model.bin)."""
+    return int(weight_bytes + 2 * GiB + (checkpoint_gb or 0) * 1e9)
+
+
+def diagnostics_resources(n_layers: int, d_ff: int) -> dict:
+    """{"mem_mb", "runtime"} of covariance_diagnostics: one float64 layer and its eigendecomposition workspace
+    (~4 f²·8 bytes) + 2 GiB; runtime 10 min + 1.5 × the single-core time of L float64 eigvalsh (cubic in f from
+    EIGH_S_4096), so the job finishes even where --max-threads leaves it one core (the rule asks for 8 threads)."""
+    single_s = n_layers * EIGH_S_4096 * (d_ff / 4096) ** 3
+    return {"mem_mb": int(4 * d_ff ** 2 * 8 / 2 ** 20 + 2048), "runtime": int(10 + 1.5 * single_s / 60)}
+
+
+def shape_resources(s: Shape, *, dtype: str, n_texts: int, max_length: int | None, token_budget: int,
+                    store_dtype: str, size_gb: float | None = None, checkpoint_gb: float | None = None) -> dict:
+    """{"mem_mb", "runtime", "load_mb", "diagnostics_mem_mb", "diagnostics_runtime"} of a model's covariance jobs on
+    one H100 (formula in the module docstring); mem_mb covers the larger of loading and the pass."""
+    weights = int(size_gb * 1e9) if size_gb else count_params(s) * DTYPE_BYTES[dtype]
+    seq = covariance_seq(s.context, max_length, token_budget)
+    n_tokens = corpus_tokens(n_texts, seq)
+    the_plan = make_plan(s.fs, device_bytes=H100["memory_bytes"], weight_bytes=weights,
+                         activation=activation_bytes(s, token_budget, seq, dtype), store_dtype=store_dtype,
+                         n_texts=n_texts, n_tokens=n_tokens)
+    seconds = estimate_seconds(s, the_plan, n_tokens=n_tokens, seq=seq, token_budget=token_budget,
+                               dtype=dtype)["total_s"]
+    load = load_host_bytes(weights, checkpoint_gb)
+    diag = diagnostics_resources(s.n_layers, s.d_ff)
+    return {"mem_mb": int(1.25 * max(the_plan.host_peak, load) / 2 ** 20 + 1024),
+            "runtime": int(10 + 3 * seconds / 60), "load_mb": int(1.25 * load / 2 ** 20 + 1024),
+            "diagnostics_mem_mb": diag["mem_mb"], "diagnostics_runtime": diag["runtime"]}
+
+
 def covariance_resources(*, n_layers: int, d_model: int, d_ff: int, n_params: int, dtype: str, family: str,
                          n_texts: int, max_length: int | None, token_budget: int, store_dtype: str,
-                         size_gb: float | None = None) -> dict:
-    """{"mem_mb", "runtime"} of the covariance rule from a prepared model's manifest and the corpus settings."""
-    weights = int(size_gb * 1e9) if size_gb else n_params * DTYPE_BYTES[dtype]
-    seq = max_length or 2048
+                         size_gb: float | None = None, context: int = 2048, checkpoint_gb: float | None = None) -> dict:
+    """shape_resources from a prepared model's manifest (heads guessed as d/128; size_gb, else the manifest's
+    parameter count, gives the weights)."""
     s = Shape(family=family, n_layers=n_layers, d_model=d_model, d_ff=d_ff, n_heads=max(1, d_model // 128),
-              n_kv_heads=max(1, d_model // 128), vocab=0, context=seq, dtype=dtype)
-    n_tokens = corpus_tokens(n_texts, seq)
-    plan = make_plan(s.fs, device_bytes=H100["memory_bytes"], weight_bytes=weights,
-                     activation=activation_bytes(s, token_budget, seq, dtype), store_dtype=store_dtype,
-                     n_texts=n_texts, n_tokens=n_tokens)
-    seconds = estimate_seconds(s, plan, n_tokens=n_tokens, seq=seq, token_budget=token_budget, dtype=dtype)["total_s"]
-    return {"mem_mb": int(1.25 * plan.host_peak / 2 ** 20 + 1024), "runtime": int(10 + 3 * seconds / 60)}
+              n_kv_heads=max(1, d_model // 128), vocab=0, context=context, dtype=dtype)
+    size_gb = size_gb or n_params * DTYPE_BYTES[dtype] / 1e9
+    return shape_resources(s, dtype=dtype, n_texts=n_texts, max_length=max_length, token_budget=token_budget,
+                           store_dtype=store_dtype, size_gb=size_gb, checkpoint_gb=checkpoint_gb)
