@@ -106,3 +106,16 @@ def test_cpu_products_of_half_keys_against_float64():
     p.add(k, "half-as-fp32")
     rel, diag = rel_errors(p.full(), k)
     assert rel < 1e-6 and np.all(np.abs(diag) < 1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_tensor_core_products_on_cuda_with_the_default_chunk_stay_below_1e6(dtype):
+    """The real tensor-core path (benchmarks/gpu_check.sh runs it): one 16,384-token batch of spiky half keys."""
+    k = panels.spiky_keys(16384, 1024, seed=4, dtype=dtype, device="cuda")
+    mode = panels.product_mode(dtype, "cuda")
+    assert mode in panels.TENSOR_CORE_MODES
+    p = panels.Panels(1024, "cuda")
+    p.add(k, mode)
+    rel, diag = rel_errors(p.full().cpu(), k.cpu())
+    assert rel < 1e-6 and np.all(np.abs(diag) < 1e-6)
