@@ -58,6 +58,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 @pytest.fixture(scope="module")
 def slurm_jobs(tmp_path_factory):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM profile needs the executor plugin")
     return dry_run([*SNAKEMAKE, "--profile", str(PROFILE), "--configfile", str(PAPER)],
                    tmp_path_factory.mktemp("paper-slurm"))
 
@@ -143,6 +144,7 @@ def readme_slurm_command() -> list[str]:
 
 
 def test_readme_cluster_command_keeps_the_profile_defaults(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM profile needs the executor plugin")
     cmd = readme_slurm_command()
     assert cmd[:3] == ["snakemake", "--profile", "profiles/slurm"] and "config/paper.yaml" in cmd
     jobs = dry_run([*SNAKEMAKE, *cmd[1:]], tmp_path)

@@ -19,12 +19,12 @@ What is exact and what is bounded:
   bounded   the fp32 sums INSIDE one GEMM. Tensor cores add the products in blocks (8 on Ampere/Hopper) into an fp32
             accumulator with truncation, a bias that does not average out: after n tokens the relative error of a
             positive sum (a diagonal entry) is at most (n/8)·2⁻²³ and about a quarter of that in practice (an
-            emulation of truncated 8-product blocks on spiky keys, tests/test_products.py: 2.7e-9·n, i.e. 4.4e-5
-            for one 16,384-token GEMM). Chunking the tokens bounds n per GEMM: TENSOR_CORE_CHUNK = 256 gives 7e-7 in
+            emulation of truncated 8-product blocks on spiky keys, tests/test_products.py: ≈ 2.5e-9·n, i.e. 4.1e-5
+            for one 16,384-token GEMM). Chunking the tokens bounds n per GEMM: TENSOR_CORE_CHUNK = 256 gives 6.8e-7 in
             that emulation (worst case 3.8e-6), whatever the batch; benchmarks/gpu_check.sh measures it on a GPU
             for a ladder of chunks (raise the constant to the largest chunk that measures below 1e-6: every chunk
             costs one float64 fold of the panels, 24 bytes per stored element). The fp32 GEMM of fp32-exact and
-            half-as-fp32 rounds to nearest (on the CPU ~1.5e-7 per 16,384-token batch) and is not chunked.
+            half-as-fp32 rounds to nearest (on the CPU 0.5–1.5e-7 per 16,384-token batch) and is not chunked.
 """
 from __future__ import annotations
 
