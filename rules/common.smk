@@ -85,47 +85,84 @@ def key_numbers():
     return numbers
 
 
+def model_shape(model):
+    """The published shapes of a hub model (resources/model_shapes.yaml, kis.plan.load_shapes), None when unknown."""
+    from kis import plan
+
+    return plan.load_shapes().get(config["models"][model].get("hub_id"))
+
+
 def model_size_gb(model):
-    """Approximate weight size from the config (models.<m>.size_gb), for cluster resources; 1 GB when not given
-    (covariance jobs estimate from the model's shapes instead, see covariance_resources)."""
-    size = config["models"][model]["size_gb"]
+    """Weight size for cluster resources: models.<m>.size_gb, else from the published shapes (kis.plan) in the run's
+    dtype, else 1 GB."""
+    from kis import plan
+
+    size, shape = config["models"][model]["size_gb"], model_shape(model)
+    if size is None and shape is not None:
+        size = plan.count_params(shape) * plan.DTYPE_BYTES[config["models"][model]["dtype"]] / 1e9
     return 1.0 if size is None else float(size)
 
 
+def model_load_mb(model):
+    """Host memory (MB, with 25 % slack) of loading a model: weights + 2 GiB + a non-mmapped checkpoint
+    (models.<m>.checkpoint_gb): kis.plan.load_host_bytes."""
+    from kis import plan
+
+    load = plan.load_host_bytes(int(model_size_gb(model) * 1e9), config["models"][model]["checkpoint_gb"])
+    return int(1.25 * load / 2**20 + 1024)
+
+
+# the least any queued job asks for: profiles/slurm's default-resources, which a --default-resources on the command
+# line would replace
+MIN_MEM_MB, MIN_RUNTIME = 4000, 60
+
+
 def model_mem_mb(model, factor=2):
-    return int(max(4000, 1024 * factor * model_size_gb(model) + 2000))
+    return int(max(MIN_MEM_MB, 1024 * factor * model_size_gb(model) + 2000, model_load_mb(model)))
 
 
 def model_runtime(model):
     """Minutes: generous for a cluster, scaled by model size."""
-    return int(60 + 30 * model_size_gb(model))
+    return int(MIN_RUNTIME + 30 * model_size_gb(model))
+
+
+def download_runtime(model):
+    """Minutes of prepare_model: 30 + the model's files (checkpoint_gb, else size_gb) at 10 MB/s, at least 60."""
+    gb = config["models"][model]["checkpoint_gb"] or model_size_gb(model)
+    return int(max(60, 30 + gb * 1000 / 10 / 60))
 
 
 def covariance_resources(model, manifest_path):
-    """{mem_mb, runtime, diagnostics_mem_mb} of a model's covariance jobs from its shapes (the prepared manifest)
-    and the corpus's expected tokens: kis.plan.covariance_resources (formula in its docstring). Before the
-    manifest exists (a dry run), the size_gb estimate; models.<m>.size_gb overrides the weight bytes."""
+    """{mem_mb, runtime, load_mb, diagnostics_mem_mb, diagnostics_runtime} of a model's covariance jobs from its
+    shapes and the corpus's expected tokens (kis.plan.shape_resources, formula in kis.plan's docstring): the published
+    shapes of a hub model (resources/model_shapes.yaml, so a dry run plans what the run will), else the prepared
+    manifest; before that exists, the size_gb estimate. models.<m>.size_gb overrides the weight bytes."""
     from kis import plan
 
-    spec = config["models"][model]
-    try:
-        man = json.loads(Path(manifest_path).read_text())
-        man["n_layers"], man["d_model"], man["d_ff"], man["n_params"]  # noqa: B018 — the fields the plan needs
-    except (TypeError, OSError, ValueError, KeyError) as e:  # not yet made, or damaged: the estimate
-        if isinstance(manifest_path, str) and Path(manifest_path).exists():
-            print(f"WARNING: {manifest_path} is damaged ({type(e).__name__}: {e}); {model}'s covariance resources "
-                  "fall back to the size_gb estimate — rebuild it: snakemake --forcerun prepare_model", file=sys.stderr)
-        return {"mem_mb": model_mem_mb(model, factor=3), "runtime": model_runtime(model),
-                "diagnostics_mem_mb": model_mem_mb(model)}
-    cov = config["covariance"]
-    out = plan.covariance_resources(n_layers=man["n_layers"], d_model=man["d_model"], d_ff=man["d_ff"],
-                                    n_params=man["n_params"], dtype=man["dtype"], family=man["family"],
-                                    n_texts=config["corpus"]["n_texts"] or 10000,
-                                    max_length=model_max_length(model), token_budget=cov["token_budget"],
-                                    store_dtype=cov["store_dtype"], size_gb=spec.get("size_gb"))
-    # diagnostics: one float64 layer, its eigendecomposition workspace (~3 f²·8) and the runtime
-    out["diagnostics_mem_mb"] = int(4 * man["d_ff"] ** 2 * 8 / 2**20 + 2048)
-    return out
+    spec, cov = config["models"][model], config["covariance"]
+    common = dict(dtype=spec["dtype"], n_texts=config["corpus"]["n_texts"] or 10000,
+                  max_length=model_max_length(model), token_budget=cov["token_budget"],
+                  store_dtype=cov["store_dtype"], size_gb=spec.get("size_gb"), checkpoint_gb=spec["checkpoint_gb"])
+    shape = model_shape(model)
+    if shape is not None:
+        out = plan.shape_resources(shape, **common)
+    else:
+        try:
+            man = json.loads(Path(manifest_path).read_text())
+            man["n_layers"], man["d_model"], man["d_ff"], man["n_params"]  # noqa: B018 — the fields the plan needs
+        except (TypeError, OSError, ValueError, KeyError) as e:  # not yet made, or damaged: the estimate
+            if isinstance(manifest_path, str) and Path(manifest_path).exists():
+                print(f"WARNING: {manifest_path} is damaged ({type(e).__name__}: {e}); {model}'s covariance "
+                      "resources fall back to the size_gb estimate — rebuild it: snakemake --forcerun prepare_model",
+                      file=sys.stderr)
+            return {"mem_mb": model_mem_mb(model, factor=3), "runtime": model_runtime(model),
+                    "load_mb": model_load_mb(model), "diagnostics_mem_mb": model_mem_mb(model),
+                    "diagnostics_runtime": model_runtime(model)}
+        out = plan.covariance_resources(n_layers=man["n_layers"], d_model=man["d_model"], d_ff=man["d_ff"],
+                                        n_params=man["n_params"], family=man["family"], **common)
+    floors = {"mem_mb": MIN_MEM_MB, "runtime": MIN_RUNTIME, "diagnostics_mem_mb": MIN_MEM_MB,
+              "diagnostics_runtime": MIN_RUNTIME}
+    return {k: max(v, floors.get(k, 0)) for k, v in out.items()}
 
 
 def model_gpu_model(model):
@@ -154,7 +191,7 @@ def halved(value, attempt, floor=1):
 
 # Reruns (profiles/, tests/test_reruns.py): a model entry's keys that only place or label its jobs, never change a
 # result — prepare_model's params leave them out, so editing them reruns no model job.
-MODEL_RESULT_FREE = ("label", "size_gb", "gpu_model", "covariance")
+MODEL_RESULT_FREE = ("label", "size_gb", "checkpoint_gb", "gpu_model", "covariance")
 
 
 def model_result_spec(wc):

@@ -11,6 +11,11 @@ rule corpus:
         corpus=canonical(config["corpus"]),
     log:
         f"{LOGS}/corpus/corpus.log",
+    resources:
+        # named here, not left to --default-resources (a command line that sets those drops the profile's): 1,387 MiB
+        # peak measured on 100k Wikipedia-length texts; the streamed hf download takes most of the time
+        mem_mb=max(MIN_MEM_MB, 2048 + (config["corpus"]["n_texts"] or 0) // 50),  # + 20 KB a text
+        runtime=180,
     conda:
         "../envs/torch.yaml"
     script:
@@ -61,9 +66,14 @@ rule covariance_diagnostics:
         condition_warn=config["covariance"]["condition_warn"],
     log:
         f"{LOGS}/covariance_diagnostics/{{model}}.log",
+    # one float64 eigvalsh per layer: 1–4 h on one core for f ≥ 10,240 (kis.plan.diagnostics_resources); torch uses
+    # exactly these threads, and the runtime holds even with one core
+    threads: 8
     resources:
         mem_mb=lambda wc: covariance_resources(wc.model, rules.prepare_model.output.manifest.format(model=wc.model))[
             "diagnostics_mem_mb"],
+        runtime=lambda wc: covariance_resources(wc.model, rules.prepare_model.output.manifest.format(model=wc.model))[
+            "diagnostics_runtime"],
     conda:
         "../envs/torch.yaml"
     script:

@@ -17,6 +17,9 @@ rule facts:
         source=canonical(FACTS_PARAMS),  # kis.knowledge.load_facts
     log:
         f"{LOGS}/facts/facts.log",
+    resources:
+        mem_mb=MIN_MEM_MB,  # named here, not left to --default-resources (a command line that sets those drops the profile's)
+        runtime=MIN_RUNTIME,
     conda:
         "../envs/torch.yaml"
     script:

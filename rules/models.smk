@@ -13,7 +13,7 @@ rule prepare_model:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=lambda wc: model_mem_mb(wc.model),
-        runtime=60,
+        mem_mb=lambda wc: model_mem_mb(wc.model),  # covers loading a .bin checkpoint (models.<m>.checkpoint_gb)
+        runtime=lambda wc: download_runtime(wc.model),
     script:
         "../workflow/scripts/prepare_model.py"

@@ -90,7 +90,7 @@ def test_validate_fills_the_defaults_of_absent_sections():
         assert cfg[section] == wf.defaults(section), section
     assert cfg["facts"]["url"].startswith("https://")  # the CounterFact URL: only in the schema
     assert cfg["models"]["m"] == {"hub_id": "gpt2", "revision": None, "dtype": "float32", "trust_remote_code": False,
-                                  "gpu_model": None, "size_gb": None, "covariance": {}}
+                                  "gpu_model": None, "size_gb": None, "checkpoint_gb": None, "covariance": {}}
     assert cfg["results"] == "results" and "editing" not in cfg  # no editing section: no trajectories
 
 

@@ -69,8 +69,10 @@ def test_every_paper_model_fits_one_80GB_gpu():
     budget = cfg["covariance"]["token_budget"]
     for name, spec in cfg["models"].items():
         s = shapes[spec["hub_id"]]
-        seq = (spec.get("covariance") or {}).get("max_length") or cfg["corpus"].get("max_length") or s.context
-        p = plan.plan_for_shape(s, device_bytes=plan.H100["memory_bytes"], token_budget=budget, seq=min(seq, s.context),
+        max_length = (spec.get("covariance") or {}).get("max_length") or cfg["corpus"].get("max_length")
+        seq = plan.covariance_seq(s.context, max_length, budget)  # null: min(context, budget), as the rule cuts
+        assert seq == min(s.context, budget)
+        p = plan.plan_for_shape(s, device_bytes=plan.H100["memory_bytes"], token_budget=budget, seq=seq,
                                 dtype=spec.get("dtype", "float32"), store_dtype=cfg["covariance"]["store_dtype"])
         assert p.device_peak <= p.device_budget, name
         # the old way: every layer's full f×f float64 sums at once beside the weights and one batch

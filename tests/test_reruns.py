@@ -87,6 +87,7 @@ def test_cluster_settings_and_budgets_rerun_nothing(tiny_run):
     # where and how a job runs never changes a result: SLURM resources, batch budgets (halved on OOM retries)
     for name, change in {
         "size_gb": lambda c: c["models"]["tiny-gpt2"].update(size_gb=40),
+        "checkpoint_gb": lambda c: c["models"]["tiny-gpt2"].update(checkpoint_gb=24.2),
         "gpu_model": lambda c: c["models"]["tiny-llama"].update(gpu_model="a100"),
         "token_budget": lambda c: c["covariance"].update(token_budget=64),
     }.items():

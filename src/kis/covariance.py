@@ -510,12 +510,14 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
     shutil.rmtree(ckpt_dir, ignore_errors=True)
 
 
-def run_diagnostics(*, cov, table, condition_warn, logger=None):
+def run_diagnostics(*, cov, table, condition_warn, threads=None, logger=None):
     """Rule `covariance_diagnostics`: condition number and rank of every layer's C (one layer in memory at a time)
-    → a table; singular or badly conditioned layers are logged."""
+    → a table; singular or badly conditioned layers are logged. torch uses exactly the job's `threads`."""
     from .io import write_parquet
 
     logger = logger or log
+    if threads:
+        models.pin_threads(threads)
     _, meta = load(cov, layers=[])
     frame = diagnostics(iter_layers(cov), condition_warn, n_tokens=int(meta["n_tokens"]))
     for row in frame.itertuples():

@@ -6,17 +6,23 @@ consecutive layers; each group takes one pass over the corpus, whose forward sto
 
     weights + activations(one batch) + Σ_{l ∈ group} 8·P(f_l) + reserve  ≤  device bytes.
 
+activations(one batch) counts what lives at the peak, inside the last hooked block: the forward runs with
+use_cache=False (kis.probe.run_until_stop), so no KV cache is held (it would add 2·L·tokens·d_kv·bytes: 12.5 GiB
+for one 16,384-token batch of Llama-2-13B).
+
 The groups are filled from the LAST layer backwards (the fewest groups; the first one takes the remainder, so the
 partial passes stop as early as possible). C does not depend on the plan: each layer's sums see the same keys in the
 same batches in the same order whatever group it is in.
 
-Resources of the SLURM rule (`covariance_resources`), from the shapes and the corpus's token count T:
-    mem_mb  = 1.25 · host_peak + 1024 MB,  host_peak = weights + 2 GiB (Python, torch) + 8 KB·n_texts (texts)
-              + 4 B·T (token ids) + one row block of C (r·f·(8 + store bytes))
+Resources of the SLURM rule (`shape_resources`), from the shapes and the corpus's token count T:
+    mem_mb  = 1.25 · max(host_peak, loading) + 1024 MB,  host_peak = weights + 2 GiB (Python, torch) + 8 KB·n_texts
+              (texts) + 4 B·T (token ids) + one row block of C (r·f·(8 + store bytes)); loading = weights + 2 GiB
+              + the checkpoint read beside them when it is no safetensors file of the run's dtype (load_host_bytes)
     runtime = 10 min + 3 · hours_estimate (the estimate assumes an H100; ×3 covers an A100-class GPU)
     hours_estimate = [2·N_block·(last+1)·T + 2·s·d·(last+1)·T  (forward of each pass, s = mean row length)
                       + 2·T·Σ_l P(f_l)]  / (efficiency · peak FLOP/s of the product dtype)
-                     + 24·Σ_l P(f_l)·T/token_budget / (efficiency · memory bandwidth)   (the float64 fold)
+                     + 24·Σ_l P(f_l)·n_GEMM / (efficiency · memory bandwidth)   (the float64 fold, one per GEMM:
+                       n_GEMM = T/TENSOR_CORE_CHUNK + T/token_budget for half keys on tensor cores, else T/token_budget)
 `models.<m>.size_gb` only overrides the weight bytes.
 """
 from __future__ import annotations
@@ -37,7 +43,12 @@ EFFICIENCY = 0.4
 EAGER_ATTENTION = {"gptj"}  # families whose transformers attention materialises the score matrix (no SDPA)
 RESERVE_BYTES = int(1.5 * GiB)  # CUDA context, allocator slack
 RESERVE_FRACTION = 0.05
+# tokens per key GEMM on tensor cores (kis.panels): the truncated fp32 accumulation stays below 1e-6 relative
+TENSOR_CORE_CHUNK = 256
 TOKENS_PER_TEXT = 700  # mean tokens of an English Wikipedia article (GPT-2/Llama tokenizers), before truncation
+# seconds of one float64 eigvalsh at n = 4096 on one core: 7.5 s measured in the review of issue 29, 9.2 s
+# extrapolated (n³) from n = 2048 on the project's 2-core VM; covariance_diagnostics runs one per layer
+EIGH_S_4096 = 10.0
 
 
 @dataclass(frozen=True)
@@ -136,17 +147,25 @@ def accumulator_bytes(f: int) -> int:
 # ---------------------------------------------------------------- the plan
 
 def activation_bytes(s: Shape, token_budget: int, seq: int, act_dtype: str | None = None) -> int:
-    """Device memory of one batch's forward, stopped inside the last hooked block (no logits), plus the key
-    products: ~16 d-vectors and 4 f-vectors per token in the model's dtype, the selected keys in float32, one float32
-    panel product r·f; eager attention adds the fp32 scores and probabilities of one layer (rows·heads·seq²·8)."""
+    """Device memory of one batch's forward, stopped inside the last hooked block (no logits, no KV cache), plus
+    the key products. Per token, in the model's dtype: 16 d-vectors (residual stream, embeddings, norm outputs, q, k,
+    v, their rotary copies, attention output; at most ~10 live at once) and 4 f-vectors (the MLP's activation,
+    up projection and their product, the key, and the attended keys' copy in the hook), plus the keys in float32 (the
+    operand where half keys are cast); then one float32 panel product r·f, the attention mask (rows·seq² in the
+    model's dtype) and, for eager attention, the fp32 scores and probabilities of one layer (rows·heads·seq²·8)."""
     act = DTYPE_BYTES[act_dtype or s.dtype]
     f, r = s.d_ff, panel_rows(s.d_ff)
     per_token = 16 * s.d_model * act + 4 * f * act + 4 * f
-    attention = 0
+    rows = max(1, token_budget // max(seq, 1))
+    attention = rows * seq * seq * act
     if s.family in EAGER_ATTENTION:
-        rows = max(1, token_budget // max(seq, 1))
-        attention = rows * s.n_heads * seq * seq * 8
+        attention += rows * s.n_heads * seq * seq * 8
     return token_budget * per_token + 4 * r * f + attention
+
+
+def kv_cache_bytes(s: Shape, tokens: int, act_dtype: str | None = None) -> int:
+    """What a forward with use_cache=True would keep: keys and values of every layer, 2·L·tokens·d_kv·bytes."""
+    return 2 * s.n_layers * tokens * (s.d_model * s.n_kv_heads // s.n_heads) * DTYPE_BYTES[act_dtype or s.dtype]
 
 
 @dataclass
@@ -242,7 +261,10 @@ def estimate_seconds(s: Shape, plan: Plan, *, n_tokens: int, seq: int, token_bud
     fwd = sum((2 * layer_params(s) + 2 * mean_row * s.d_model) * (g[-1] + 1) * n_tokens for g in plan.groups)
     packed = sum(packed_elements(f) for f in s.fs)
     products = 2 * packed * n_tokens
-    fold_bytes = 24 * packed * math.ceil(n_tokens / token_budget)
+    folds = math.ceil(n_tokens / token_budget)
+    if product_dtype(dtype) in ("bfloat16", "float16"):  # tensor cores: one GEMM per chunk (kis.panels)
+        folds += math.ceil(n_tokens / TENSOR_CORE_CHUNK)
+    fold_bytes = 24 * packed * folds
     out = {"forward_s": fwd / rate, "products_s": products / rate,
            "fold_s": fold_bytes / (gpu["bandwidth"] * efficiency), "flops": fwd + products,
            "rate_flops": rate}
@@ -255,17 +277,53 @@ def corpus_tokens(n_texts: int, seq: int) -> int:
     return int(n_texts * min(seq, TOKENS_PER_TEXT))
 
 
+def covariance_seq(context: int, max_length: int | None, token_budget: int) -> int:
+    """Tokens kept per corpus text (kis.models.covariance_max_length): max_length, never beyond the context; when
+    None, min(context, the configured token budget) as the reference code did."""
+    return min(int(max_length), context) if max_length else min(context, token_budget)
+
+
+def load_host_bytes(weight_bytes: int, checkpoint_gb: float | None = None) -> int:
+    """Host memory while a job loads its model (before it moves to the GPU): the model's weights + Python and torch
+    (2 GiB), + the checkpoint's state dict read beside them when its files are not memory-mapped safetensors in the
+    run's dtype (models.<m>.checkpoint_gb: GPT-J-6B's main branch is one 24.2 GB float32 pytorch_model.bin)."""
+    return int(weight_bytes + 2 * GiB + (checkpoint_gb or 0) * 1e9)
+
+
+def diagnostics_resources(n_layers: int, d_ff: int) -> dict:
+    """{"mem_mb", "runtime"} of covariance_diagnostics: one float64 layer and its eigendecomposition workspace
+    (~4 f²·8 bytes) + 2 GiB; runtime 10 min + 1.5 × the single-core time of L float64 eigvalsh (cubic in f from
+    EIGH_S_4096), so the job finishes even where --max-threads leaves it one core (the rule asks for 8 threads)."""
+    single_s = n_layers * EIGH_S_4096 * (d_ff / 4096) ** 3
+    return {"mem_mb": int(4 * d_ff ** 2 * 8 / 2 ** 20 + 2048), "runtime": int(10 + 1.5 * single_s / 60)}
+
+
+def shape_resources(s: Shape, *, dtype: str, n_texts: int, max_length: int | None, token_budget: int,
+                    store_dtype: str, size_gb: float | None = None, checkpoint_gb: float | None = None) -> dict:
+    """{"mem_mb", "runtime", "load_mb", "diagnostics_mem_mb", "diagnostics_runtime"} of a model's covariance jobs on
+    one H100 (formula in the module docstring); mem_mb covers the larger of loading and the pass."""
+    weights = int(size_gb * 1e9) if size_gb else count_params(s) * DTYPE_BYTES[dtype]
+    seq = covariance_seq(s.context, max_length, token_budget)
+    n_tokens = corpus_tokens(n_texts, seq)
+    the_plan = make_plan(s.fs, device_bytes=H100["memory_bytes"], weight_bytes=weights,
+                         activation=activation_bytes(s, token_budget, seq, dtype), store_dtype=store_dtype,
+                         n_texts=n_texts, n_tokens=n_tokens)
+    seconds = estimate_seconds(s, the_plan, n_tokens=n_tokens, seq=seq, token_budget=token_budget,
+                               dtype=dtype)["total_s"]
+    load = load_host_bytes(weights, checkpoint_gb)
+    diag = diagnostics_resources(s.n_layers, s.d_ff)
+    return {"mem_mb": int(1.25 * max(the_plan.host_peak, load) / 2 ** 20 + 1024),
+            "runtime": int(10 + 3 * seconds / 60), "load_mb": int(1.25 * load / 2 ** 20 + 1024),
+            "diagnostics_mem_mb": diag["mem_mb"], "diagnostics_runtime": diag["runtime"]}
+
+
 def covariance_resources(*, n_layers: int, d_model: int, d_ff: int, n_params: int, dtype: str, family: str,
                          n_texts: int, max_length: int | None, token_budget: int, store_dtype: str,
-                         size_gb: float | None = None) -> dict:
-    """{"mem_mb", "runtime"} of the covariance rule from a prepared model's manifest and the corpus settings."""
-    weights = int(size_gb * 1e9) if size_gb else n_params * DTYPE_BYTES[dtype]
-    seq = max_length or 2048
+                         size_gb: float | None = None, context: int = 2048, checkpoint_gb: float | None = None) -> dict:
+    """shape_resources from a prepared model's manifest (heads guessed as d/128; size_gb, else the manifest's
+    parameter count, gives the weights)."""
     s = Shape(family=family, n_layers=n_layers, d_model=d_model, d_ff=d_ff, n_heads=max(1, d_model // 128),
-              n_kv_heads=max(1, d_model // 128), vocab=0, context=seq, dtype=dtype)
-    n_tokens = corpus_tokens(n_texts, seq)
-    plan = make_plan(s.fs, device_bytes=H100["memory_bytes"], weight_bytes=weights,
-                     activation=activation_bytes(s, token_budget, seq, dtype), store_dtype=store_dtype,
-                     n_texts=n_texts, n_tokens=n_tokens)
-    seconds = estimate_seconds(s, plan, n_tokens=n_tokens, seq=seq, token_budget=token_budget, dtype=dtype)["total_s"]
-    return {"mem_mb": int(1.25 * plan.host_peak / 2 ** 20 + 1024), "runtime": int(10 + 3 * seconds / 60)}
+              n_kv_heads=max(1, d_model // 128), vocab=0, context=context, dtype=dtype)
+    size_gb = size_gb or n_params * DTYPE_BYTES[dtype] / 1e9
+    return shape_resources(s, dtype=dtype, n_texts=n_texts, max_length=max_length, token_budget=token_budget,
+                           store_dtype=store_dtype, size_gb=size_gb, checkpoint_gb=checkpoint_gb)
