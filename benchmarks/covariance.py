@@ -135,8 +135,7 @@ def main(argv=None):
     sums, count = run.results["one_pass"]
     one = run.report["methods"]["one_pass"]["min_s"]
     result = {"model": name, "corpus": meta["corpus_id"], "texts": len(texts), "tokens": count,
-              "layers": models.n_layers(model), "device": args.device, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "machine": platform.machine(),
+              "layers": models.n_layers(model), "device": args.device, "machine": platform.machine(),
               "one_pass_s": round(one, 2), "one_pass_tokens_per_s": round(count / one, 1),
               "products": panels.product_mode(next(model.parameters()).dtype, args.device)}
     flops = counted_flops(model, count)
@@ -149,17 +148,11 @@ def main(argv=None):
         assert ref_count == count
         worst = max(float(torch.linalg.norm(a - b) / torch.linalg.norm(b)) for a, b in zip(sums, ref_sums))
         base = run.report["methods"]["per_layer"]["min_s"]
-        result.update(per_layer_s=round(base, 2), per_layer_tokens_per_s=round(count / base, 1),
-                      ratio=round(run.ratio, 2), ratio_range=run.report["ratio_range"], max_rel_diff=worst)
-    result["timing"] = run.report
-    timing.write_json(result, args.json)
-    if "ratio" in result:
-        lo, hi = result["ratio_range"]
-        print(f"one pass: {result['one_pass_tokens_per_s']:.0f} tokens/s; per-layer passes: "
-              f"{result['per_layer_tokens_per_s']:.0f} tokens/s (minima of {args.reps} interleaved reps); "
-              f"ratio of minima {result['ratio']:.1f}x (per repetition {lo:.1f}-{hi:.1f}x); max rel. diff of C "
-              f"{result['max_rel_diff']:.1e}")
-    print(run.summary())
+        result.update(per_layer_s=round(base, 2), per_layer_tokens_per_s=round(count / base, 1), max_rel_diff=worst)
+        line = (f"one pass: {result['one_pass_tokens_per_s']:.0f} tokens/s; per-layer passes: "
+                f"{result['per_layer_tokens_per_s']:.0f} tokens/s (the minima); {run.ratio_text('.1f')}; max rel. "
+                f"diff of C {worst:.1e}")
+    timing.finish(result, run, args.json, line if not args.skip_baseline else None)
 
 
 if __name__ == "__main__":

@@ -146,17 +146,14 @@ def main(argv=None):
     m = run.report["methods"]["rome_edits"]
     per_edit = {"min_s": round(m["min_s"] / len(facts), 3), "median_s": round(m["median_s"] / len(facts), 3)}
     last = [r.seconds for r in res]
-    result = {"model": name, "device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "layer": hp["layer"], "templates": len(settings["context_templates"]),
+    result = {"model": name, "device": args.device, "layer": hp["layer"], "templates": len(settings["context_templates"]),
               "v_num_grad_steps": hp["v_num_grad_steps"], "edits": len(facts), "s_per_edit": per_edit,
-              "last_rep_edit_s": [round(x, 3) for x in last], "steps": [r.info["steps"] for r in res],
-              "timing": run.report}
-    timing.write_json(result, args.json)
-    print(f"ROME on {name} ({args.device}, {args.threads} thread(s), layer {hp['layer']}, "
-          f"{len(settings['context_templates'])} templates, up to {hp['v_num_grad_steps']} v* steps): "
-          f"{per_edit['min_s']:.2f} s per edit (the fastest of {args.reps} repetitions of {len(facts)} edits; median "
-          f"{per_edit['median_s']:.2f}; last repetition's edits {min(last):.2f}-{max(last):.2f} s)")
-    print(run.summary())
+              "last_rep_edit_s": [round(x, 3) for x in last], "steps": [r.info["steps"] for r in res]}
+    timing.finish(result, run, args.json,
+                  f"ROME on {name} ({args.device}, layer {hp['layer']}, {len(settings['context_templates'])} "
+                  f"templates, up to {hp['v_num_grad_steps']} v* steps): {per_edit['min_s']:.2f} s per edit (the "
+                  f"fastest of {args.reps} repetitions of {len(facts)} edits; median {per_edit['median_s']:.2f}; last "
+                  f"repetition's edits {min(last):.2f}-{max(last):.2f} s)")
 
 
 if __name__ == "__main__":

@@ -72,20 +72,13 @@ def main(argv=None):
     base, new = run.results["one_length_per_batch"], run.results["left_padded"]
     same = sum(a == b for a, b in zip(base, new))
     lengths = sorted({len(tok(p)["input_ids"]) for p in prompts})
-    lo, hi = run.report["ratio_range"]
     ent = [trajectory.n_gram_entropy(base), trajectory.n_gram_entropy(new)]
     result = {"model": name, "prompts": len(prompts), "token_lengths": lengths, "max_len": args.max_len,
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "ratio": round(run.ratio, 3),
-              "ratio_range": [round(lo, 3), round(hi, 3)], "identical_continuations": same,
-              "n_gram_entropy": ent, "timing": run.report}
-    timing.write_json(result, args.json)
-    ma, mb = run.report["methods"]["one_length_per_batch"], run.report["methods"]["left_padded"]
-    print(f"{name}, {len(prompts)} prompts ({len(lengths)} token lengths {lengths[0]}-{lengths[-1]}), max_len "
-          f"{args.max_len}, {args.threads} thread(s): one length per batch min {ma['min_s']:.1f} s, left-padded min "
-          f"{mb['min_s']:.1f} s, ratio of minima {run.ratio:.2f}x (per repetition {lo:.2f}-{hi:.2f}x, {args.reps} "
-          f"reps interleaved); identical continuations {same}/{len(prompts)}; n-gram entropy {ent[0]:.4f} vs "
-          f"{ent[1]:.4f}")
-    print(run.summary())
+              "identical_continuations": same, "n_gram_entropy": ent}
+    timing.finish(result, run, args.json,
+                  f"{name}, {len(prompts)} prompts ({len(lengths)} token lengths {lengths[0]}-{lengths[-1]}), max_len "
+                  f"{args.max_len}: {run.ratio_text()}; identical continuations {same}/{len(prompts)}; n-gram "
+                  f"entropy {ent[0]:.4f} vs {ent[1]:.4f}")
 
 
 if __name__ == "__main__":

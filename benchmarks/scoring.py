@@ -66,17 +66,10 @@ def main(argv=None):
     base, new = run.results["full_logits"], run.results["head_at_scored"]
     diff = max(abs(a - b) for a, b in zip(base, new))
     vocab = model.get_output_embeddings().weight.shape[0]
-    lo, hi = run.report["ratio_range"]
     result = {"model": name, "vocab": vocab, "facts": len(facts), "batch_size": args.batch_size,
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "ratio": round(run.ratio, 3),
-              "ratio_range": [round(lo, 3), round(hi, 3)], "max_abs_diff_logp": diff, "timing": run.report}
-    timing.write_json(result, args.json)
-    ma, mb = run.report["methods"]["full_logits"], run.report["methods"]["head_at_scored"]
-    print(f"{name} (vocab {vocab}), {len(facts)} facts, batch {args.batch_size}, {args.threads} thread(s): "
-          f"full logits min {ma['min_s']:.2f} s, head at scored positions min {mb['min_s']:.2f} s, ratio of minima "
-          f"{run.ratio:.2f}x (per repetition {lo:.2f}-{hi:.2f}x, {args.reps} reps interleaved); "
-          f"max |Δ log P(target)| {diff:.2e}")
-    print(run.summary())
+              "max_abs_diff_logp": diff}
+    timing.finish(result, run, args.json, f"{name} (vocab {vocab}), {len(facts)} facts, batch {args.batch_size}: "
+                                          f"{run.ratio_text()}; max |Δ log P(target)| {diff:.2e}")
     if diff > 1e-3:
         sys.exit("scores differ")
 

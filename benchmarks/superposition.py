@@ -141,23 +141,19 @@ def main(argv=None):
     ref_min = run.report["methods"]["reference"]
     per_row_s = min(ref_min["measured_seconds"]) / len(rows)
     diff = float((ref_p - mats[0]["P"][:args.rows]).abs().max())
-    lo, hi = run.report["ratio_range"]
     result = {"model": "SmolLM2-135M-Instruct (fp32)", "n_items": n, "layers": L, "d_ff": f,
-              "covariance": cov_name, "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "machine": platform.machine(), "ours_total_s": run.report["methods"]["ours"]["min_s"],
+              "covariance": cov_name, "machine": platform.machine(), "ours_total_s": run.report["methods"]["ours"]["min_s"],
               "ours_stages_last_rep": {k: round(v, 2) for k, v in times.items()}, "table_rows": n_rows,
               "reference": {"timed_rows": args.rows, "layer": 0, "forwards_timed": 2 * args.rows * n,
                             "s_per_row": round(per_row_s, 3), "inverse_s_per_layer": round(inv_s, 3),
                             "extrapolated_total_s": round(ref_min["min_s"], 1),
                             "extrapolation": f"(s_per_row × {n} rows + inverse) × {L} layers"},
-              "ratio": round(run.ratio, 1), "ratio_range": [round(lo, 1), round(hi, 1)],
-              "max_abs_diff_P_rows": diff, "timing": run.report}
-    timing.write_json(result, args.json)
-    print(f"ours (keys + P/Q/cosines for all {L} layers, table, statistics): min {result['ours_total_s']:.1f} s; "
-          f"reference pair loop: min {ref_min['min_s']:.0f} s = {ref_min['min_s'] / 3600:.1f} h EXTRAPOLATED from "
-          f"{args.rows} timed row(s) of layer 0 ({2 * args.rows * n} forwards); ratio of minima {run.ratio:.0f}x "
-          f"(per repetition {lo:.0f}-{hi:.0f}x, {args.reps} reps interleaved); max |ΔP| on the timed rows {diff:.2e}")
-    print(run.summary())
+              "max_abs_diff_P_rows": diff}
+    timing.finish(result, run, args.json,
+                  f"ours (keys + P/Q/cosines for all {L} layers, table, statistics): min {result['ours_total_s']:.1f} "
+                  f"s; reference pair loop: min {ref_min['min_s']:.0f} s = {ref_min['min_s'] / 3600:.1f} h "
+                  f"EXTRAPOLATED from {args.rows} timed row(s) of layer 0 ({2 * args.rows * n} forwards); "
+                  f"{run.ratio_text('.0f')}; max |ΔP| on the timed rows {diff:.2e}")
     if diff > 1e-4:
         sys.exit("the reference rows of P differ from ours")
 

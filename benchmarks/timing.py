@@ -52,6 +52,13 @@ class Comparison:
     def ratio(self) -> float | None:
         return self.report.get("ratio_of_minima")
 
+    def ratio_text(self, fmt: str = ".2f") -> str:
+        """'ratio of minima 9.81x (per repetition 9.52-10.10x, 3 reps interleaved)'."""
+        r = self.report
+        lo, hi = r["ratio_range"]
+        return (f"ratio of minima {r['ratio_of_minima']:{fmt}}x (per repetition {lo:{fmt}}-{hi:{fmt}}x, {r['reps']} "
+                f"reps interleaved)")
+
     def summary(self) -> str:
         """The ratio of minima with the per-repetition range (or the minimum and median of a lone method)."""
         r = self.report
@@ -59,12 +66,10 @@ class Comparison:
             (name, m), = r["methods"].items()
             return (f"{name}: min {m['min_s']:.2f} s, median {m['median_s']:.2f} s ({r['reps']} reps, "
                     f"{r['threads_start']} thread(s), load {_load(r)})")
-        lo, hi = r["ratio_range"]
         a, b = r["ratio_of"].split(" / ")
         ma, mb = r["methods"][a], r["methods"][b]
         return (f"{a} min {ma['min_s']:.2f} s (median {ma['median_s']:.2f}), {b} min {mb['min_s']:.2f} s (median "
-                f"{mb['median_s']:.2f}); ratio of minima {r['ratio_of_minima']:.2f}x (per repetition "
-                f"{lo:.2f}-{hi:.2f}x, {r['reps']} reps interleaved, {r['threads_start']} thread(s), load {_load(r)})")
+                f"{mb['median_s']:.2f}); {self.ratio_text()[:-1]}, {r['threads_start']} thread(s), load {_load(r)})")
 
 
 def _load(r: dict) -> str:
@@ -153,6 +158,21 @@ def add_arguments(ap, *, reps: int = 3, warmup: int = 1, threads: int | None = 1
     ap.add_argument("--threads", type=int, default=threads,
                     help="torch threads, the same for both methods (recorded in the JSON)")
     ap.add_argument("--json", default=out, help="write the result as JSON here (default: %(default)s)")
+
+
+def finish(result: dict, run: Comparison, path: str | Path | None, line: str | None = None) -> dict:
+    """A speed script's ending: the run's figures added to its result (torch version and threads; with two methods
+    the ratio of minima and the per-repetition range; the whole timing report), the result printed as JSON and
+    written to `path`, then the script's own `line` and the run's summary printed."""
+    result.update(threads=run.report["threads_end"], torch=torch.__version__)
+    if run.ratio is not None:
+        result.update(ratio=round(run.ratio, 3), ratio_range=[round(x, 3) for x in run.report["ratio_range"]])
+    result["timing"] = run.report
+    write_json(result, path)
+    if line:
+        print(line)
+    print(run.summary())
+    return result
 
 
 def write_json(result: dict, path: str | Path | None) -> None:

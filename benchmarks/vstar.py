@@ -75,18 +75,12 @@ def main(argv=None):
     ra, rb = run.results[a], run.results[b]
     rel = max(float((y.delta - x.delta).norm() / x.delta.norm()) for xa, yb in zip(ra, rb) for x, y in zip(xa, yb))
     steps = {a: [[r.steps for r in row] for row in ra], b: [[r.steps for r in row] for row in rb]}
-    lo, hi = run.report["ratio_range"]
     result = {"model": name, "where": what, "facts": len(facts), "templates": len(kw["templates"]),
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "ratio": round(run.ratio, 3),
-              "ratio_range": [round(lo, 3), round(hi, 3)], "max_rel_diff_delta": rel, "steps": steps,
-              "timing": run.report}
-    timing.write_json(result, args.json)
-    ma, mb = run.report["methods"][a], run.report["methods"][b]
-    print(f"{name}, {what}, {len(facts)} facts × {len(kw['templates'])} templates, {args.threads} thread(s): "
-          f"{a} min {ma['min_s']:.1f} s, {b} min {mb['min_s']:.1f} s, ratio of minima {run.ratio:.2f}x (per "
-          f"repetition {lo:.2f}-{hi:.2f}x, {args.reps} reps interleaved); largest relative difference of δ {rel:.1e} "
-          f"(float32 sums in another order, through Adam); steps {steps[a]} vs {steps[b]}")
-    print(run.summary())
+              "max_rel_diff_delta": rel, "steps": steps}
+    timing.finish(result, run, args.json,
+                  f"{name}, {what}, {len(facts)} facts × {len(kw['templates'])} templates: {run.ratio_text()}; "
+                  f"largest relative difference of δ {rel:.1e} (float32 sums in another order, through Adam); steps "
+                  f"{steps[a]} vs {steps[b]}")
 
 
 if __name__ == "__main__":

@@ -95,3 +95,18 @@ def test_bad_arguments():
         timing.compare([("a", lambda: 0), ("a", lambda: 0)], reps=1)
     with pytest.raises(ValueError, match="reps"):
         timing.compare([("a", lambda: 0)], reps=0)
+
+
+def test_finish_adds_the_figures_prints_and_writes_the_json(tmp_path, capsys):
+    clock = FakeClock()
+    run = timing.compare([("ref", clock.method("ref", [0, 8, 6])), ("ours", clock.method("ours", [0, 2, 2]))],
+                         reps=2, warmup=1, clock=clock)
+    assert run.ratio_text(".1f") == "ratio of minima 3.0x (per repetition 3.0-4.0x, 2 reps interleaved)"
+    out = tmp_path / "sub" / "bench.json"
+    result = timing.finish({"model": "m"}, run, out, "the script's line")
+    written = json.loads(out.read_text())
+    assert written == result
+    assert written["ratio"] == 3.0 and written["ratio_range"] == [3.0, 4.0]
+    assert written["timing"]["methods"]["ours"]["min_s"] == 2 and written["torch"] == torch.__version__
+    printed = capsys.readouterr().out
+    assert "the script's line\n" in printed and run.summary() in printed
