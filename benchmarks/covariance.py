@@ -4,6 +4,13 @@ The reference implementation (ROME's layer_stats, used by the paper's code) coll
 over the corpus, stopping the forward at that layer. We hook every layer's FFN output projection and stop after
 the last one. Both fold fp32 products into fp64 sums here, so the ratio measures the pass structure.
 
+Timing (benchmarks/timing.py): a warm-up of both methods on two texts, then --reps (3) repetitions interleaved
+(per-layer, one pass, per-layer, one pass, ...), both at --threads (1) torch threads; the ratio is the ratio of the
+minima, printed with the range of the per-repetition ratios; the C of the last repetitions are compared. The default
+size, 8 texts × 128 tokens (≈ 830 tokens: the texts are tokenized to at most 128), keeps the run under 5 minutes on a
+shared 2-core CPU: the per-layer baseline makes 30 passes (≈ 48 s a repetition there, ≈ 18 tokens/s on one thread);
+at the earlier default, 32 texts (3,545 tokens), one repetition of it alone takes ≈ 200 s.
+
     python benchmarks/covariance.py                # SmolLM2-135M (offline), shared Wikipedia sample if present
     python benchmarks/covariance.py --tiny gpt2 --d 768 --f 3072 --layers 12 --device cuda   # GPT-2-small-sized
     python benchmarks/covariance.py --tiny gpt2 --device cuda --dtype bfloat16 --skip-baseline  # half fast path
@@ -16,16 +23,15 @@ dtype (H100/H200: bf16/fp16 989.4, fp32 without TF32 66.9 TFLOP/s; A100: 312 and
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import WIKI, random_model, smollm2, sync  # noqa: E402
+import timing  # noqa: E402
+from bench_common import OUT, WIKI, random_model, smollm2, sync  # noqa: E402
 
 from kis import corpus, covariance, models, panels, plan, probe  # noqa: E402
 
@@ -75,10 +81,12 @@ def per_layer_passes(model, tok, texts, max_length, token_budget, device):
     return sums, count
 
 
+TEXTS = 8  # ≈ 830 tokens: 3 interleaved repetitions + warm-up in < 5 minutes on 2 CPU cores (see the docstring)
 
-def main():
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--texts", type=int, default=32)
+    ap.add_argument("--texts", type=int, default=TEXTS)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--token-budget", type=int, default=2048)
     ap.add_argument("--device", default="cpu")
@@ -89,7 +97,8 @@ def main():
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--skip-baseline", action="store_true", help="only time the one-pass method")
     ap.add_argument("--tokens", type=int, help="about this many corpus tokens (texts = tokens / max-length)")
-    args = ap.parse_args()
+    timing.add_arguments(ap, out=str(OUT / "covariance.json"))
+    args = ap.parse_args(argv)
 
     if args.tiny:
         # GPT-2 small's 1024 positions (tiny.config's 128 made --max-length 512 index past the position table)
@@ -109,18 +118,24 @@ def main():
         frame, meta = corpus.build({"source": "python_docs", "n_texts": args.texts, "seed": 0, "min_chars": 500})
     texts = frame.text.tolist()
 
-    # warm-up (allocations, kernels) on two texts
-    covariance.collect(model, tok, texts[:2], max_length=args.max_length, token_budget=args.token_budget,
-                       device=args.device)
-    sync(args.device)
-    t = time.perf_counter()
-    sums, count = covariance.collect(model, tok, texts, max_length=args.max_length, token_budget=args.token_budget,
-                                     device=args.device)
-    sync(args.device)
-    one = time.perf_counter() - t
+    def one_pass(subset):
+        return covariance.collect(model, tok, subset, max_length=args.max_length, token_budget=args.token_budget,
+                                  device=args.device)
+
+    def per_layer(subset):
+        return per_layer_passes(model, tok, subset, args.max_length, args.token_budget, args.device)
+
+    methods = [("one_pass", lambda: one_pass(texts))]
+    if not args.skip_baseline:
+        methods.insert(0, ("per_layer", lambda: per_layer(texts)))
+    # warm-up (allocations, kernels) on two texts; then per_layer, one_pass, per_layer, one_pass, ...
+    run = timing.compare(methods, reps=args.reps, warmup=args.warmup, threads=args.threads,
+                         warmup_calls={"one_pass": lambda: one_pass(texts[:2]), "per_layer": lambda: per_layer(texts[:2])},
+                         sync=lambda: sync(args.device))
+    sums, count = run.results["one_pass"]
+    one = run.report["methods"]["one_pass"]["min_s"]
     result = {"model": name, "corpus": meta["corpus_id"], "texts": len(texts), "tokens": count,
-              "layers": models.n_layers(model), "device": args.device, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "machine": platform.machine(),
+              "layers": models.n_layers(model), "device": args.device, "machine": platform.machine(),
               "one_pass_s": round(one, 2), "one_pass_tokens_per_s": round(count / one, 1),
               "products": panels.product_mode(next(model.parameters()).dtype, args.device)}
     flops = counted_flops(model, count)
@@ -129,18 +144,15 @@ def main():
                   achieved_tflop_s=round(flops / one / 1e12, 2),
                   peak_tflop_s=peak and round(peak / 1e12, 1), fraction_of_peak=peak and round(flops / one / peak, 3))
     if not args.skip_baseline:
-        t = time.perf_counter()
-        ref_sums, ref_count = per_layer_passes(model, tok, texts, args.max_length, args.token_budget, args.device)
-        sync(args.device)
-        base = time.perf_counter() - t
+        ref_sums, ref_count = run.results["per_layer"]
         assert ref_count == count
         worst = max(float(torch.linalg.norm(a - b) / torch.linalg.norm(b)) for a, b in zip(sums, ref_sums))
-        result.update(per_layer_s=round(base, 2), per_layer_tokens_per_s=round(count / base, 1),
-                      ratio=round(base / one, 2), max_rel_diff=worst)
-    print(json.dumps(result, indent=2))
-    if "ratio" in result:
-        print(f"one pass: {result['one_pass_tokens_per_s']:.0f} tokens/s; per-layer passes: "
-              f"{result['per_layer_tokens_per_s']:.0f} tokens/s; ratio {result['ratio']:.1f}x")
+        base = run.report["methods"]["per_layer"]["min_s"]
+        result.update(per_layer_s=round(base, 2), per_layer_tokens_per_s=round(count / base, 1), max_rel_diff=worst)
+        line = (f"one pass: {result['one_pass_tokens_per_s']:.0f} tokens/s; per-layer passes: "
+                f"{result['per_layer_tokens_per_s']:.0f} tokens/s (the minima); {run.ratio_text('.1f')}; max rel. "
+                f"diff of C {worst:.1e}")
+    timing.finish(result, run, args.json, line if not args.skip_baseline else None)
 
 
 if __name__ == "__main__":

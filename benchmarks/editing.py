@@ -1,7 +1,11 @@
 """Seconds per ROME edit on SmolLM2-135M (CPU by default), and the helpers the slow editing test shares.
 
-    python benchmarks/editing.py [--edits 5] [--threads 1] [--device cpu]
+    python benchmarks/editing.py [--edits 5] [--threads 1] [--device cpu] [--reps 3]
     python benchmarks/editing.py --tiny gpt2 --device cuda     # GPT-2-small-sized random model (d 768, f 3072, 12 layers)
+
+One method, no in-process baseline (the reference ROME runs the same passes). Timing (benchmarks/timing.py): a
+warm-up edit (2 v* steps), then --reps (3) repetitions of the --edits facts edited one after the other, each
+repetition from the unedited weights; seconds per edit from the fastest and the median repetition.
 
 C comes from results/covariance/smollm2-135m.safetensors when it exists, else a quick one is computed once from
 the first 100 shared Wikipedia texts (128 tokens each) with kis.covariance.collect and kept under /tmp/kis_edit.
@@ -19,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from bench_common import FACTS, REPO, SMOL, random_model, smollm2, sync, wiki_texts  # noqa: E402
+import timing  # noqa: E402
+from bench_common import FACTS, OUT, REPO, SMOL, random_model, smollm2, sync, wiki_texts  # noqa: E402
 
 from kis import covariance, editing, knowledge, models, trajectory  # noqa: E402
 
@@ -93,9 +98,9 @@ def editing_settings() -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--edits", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tiny", choices=["gpt2"], help="GPT-2-small-sized random model instead of SmolLM2 (timing only)")
+    timing.add_arguments(ap, out=str(OUT / "editing.json"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -115,20 +120,40 @@ def main(argv=None):
         hp = editing.resolve_hparams(settings, "rome", models.n_layers(model), ["smollm2-135m"])
         covs, _ = covariance.load(covariance_path(model, tok), layers=[hp["layer"]])
         facts = counterfact()[:args.edits]
-    ed = editing.make_editor("rome", model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"],
-                             ridge=ridge)
-    secs = []
-    for f in facts:
-        sync(args.device)
-        t0 = time.perf_counter()
-        res = ed.edit(f)
-        sync(args.device)
-        secs.append(time.perf_counter() - t0)
-        print(f"case {f['case_id']}: {secs[-1]:.2f} s, v* prob {res.v_prob:.3f}, {res.info['steps']} steps")
-    print(f"ROME on {name} ({args.device}, {args.threads} thread(s), layer {hp['layer']}, "
-          f"{len(settings['context_templates'])} templates, up to {hp['v_num_grad_steps']} v* steps): "
-          f"{sum(secs) / len(secs):.2f} s per edit (min {min(secs):.2f}, max {max(secs):.2f}, {len(secs)} edits)")
 
+    def editor(h):
+        return editing.make_editor("rome", model, tok, covs, h, settings["context_templates"], settings["kl_prompt"],
+                                   ridge=ridge)
+    ed, warm_ed = editor(hp), editor(dict(hp, v_num_grad_steps=2))   # the warm-up: one edit, 2 v* steps
+    W = models.ffn_weight(model, hp["layer"])
+    W0 = W.detach().clone()
+
+    def edits(e, batch):
+        """The facts edited one after the other from the unedited weights (each repetition starts there)."""
+        with torch.no_grad():
+            W.copy_(W0)
+        return [e.edit(f) for f in batch]
+
+    run = timing.compare([("rome_edits", lambda: edits(ed, facts))], reps=args.reps, warmup=args.warmup,
+                         threads=args.threads, warmup_calls={"rome_edits": lambda: edits(warm_ed, facts[:1])},
+                         sync=lambda: sync(args.device))
+    with torch.no_grad():
+        W.copy_(W0)
+    res = run.results["rome_edits"]
+    for f, r in zip(facts, res):
+        print(f"case {f['case_id']}: {r.seconds:.2f} s, v* prob {r.v_prob:.3f}, {r.info['steps']} steps "
+              "(last repetition)")
+    m = run.report["methods"]["rome_edits"]
+    per_edit = {"min_s": round(m["min_s"] / len(facts), 3), "median_s": round(m["median_s"] / len(facts), 3)}
+    last = [r.seconds for r in res]
+    result = {"model": name, "device": args.device, "layer": hp["layer"], "templates": len(settings["context_templates"]),
+              "v_num_grad_steps": hp["v_num_grad_steps"], "edits": len(facts), "s_per_edit": per_edit,
+              "last_rep_edit_s": [round(x, 3) for x in last], "steps": [r.info["steps"] for r in res]}
+    timing.finish(result, run, args.json,
+                  f"ROME on {name} ({args.device}, layer {hp['layer']}, {len(settings['context_templates'])} "
+                  f"templates, up to {hp['v_num_grad_steps']} v* steps): {per_edit['min_s']:.2f} s per edit (the "
+                  f"fastest of {args.reps} repetitions of {len(facts)} edits; median {per_edit['median_s']:.2f}; last "
+                  f"repetition's edits {min(last):.2f}-{max(last):.2f} s)")
 
 
 if __name__ == "__main__":

@@ -8,20 +8,26 @@ Decodes the generation prompts of the first --facts CounterFact records (resourc
 100 tokens in all, no stop at EOS) both ways; prints both times, the ratio, how many continuations are identical and
 both n-gram entropies. Greedy decoding is a chain of one-token forwards: with few prompts per length the old batching
 ran nearly one chain per prompt; one left-padded batch runs one chain for all.
+
+Timing (benchmarks/timing.py): a warm-up of both on two prompts (20 tokens), then --reps (3) repetitions interleaved
+at --threads (1) torch threads for both; the ratio is the ratio of the minima with the per-repetition range; the
+continuations of the last repetitions are compared.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from bench_common import REPO, model_for  # noqa: E402
+import timing  # noqa: E402
+from bench_common import OUT, REPO, model_for  # noqa: E402
 
 from kis import probe, trajectory  # noqa: E402
+
+WARMUP_LEN = 20
 
 
 @torch.no_grad()
@@ -51,24 +57,28 @@ def main(argv=None):
     ap.add_argument("--manifest", help="a prepared model's manifest.json (default: SmolLM2 from PyPI)")
     ap.add_argument("--facts", type=int, default=8, help="records whose first generation prompt is decoded")
     ap.add_argument("--max-len", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=1)
+    timing.add_arguments(ap, out=str(OUT / "fluency.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, tok, name = model_for(args.manifest)
     facts = json.loads((REPO / "resources" / "facts.json").read_text())[:args.facts]
     prompts = [f["generation_prompts"][0] for f in facts]
-    t0 = time.perf_counter()
-    base = by_length(model, tok, prompts, args.max_len)
-    t_base = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    new = trajectory.greedy_texts(model, tok, prompts, args.max_len)
-    t_new = time.perf_counter() - t0
+    warm = min(args.max_len, WARMUP_LEN)  # the warm-up: two prompts, a few tokens
+    run = timing.compare([("one_length_per_batch", lambda: by_length(model, tok, prompts, args.max_len)),
+                          ("left_padded", lambda: trajectory.greedy_texts(model, tok, prompts, args.max_len))],
+                         reps=args.reps, warmup=args.warmup, threads=args.threads,
+                         warmup_calls={"one_length_per_batch": lambda: by_length(model, tok, prompts[:2], warm),
+                                       "left_padded": lambda: trajectory.greedy_texts(model, tok, prompts[:2], warm)})
+    base, new = run.results["one_length_per_batch"], run.results["left_padded"]
     same = sum(a == b for a, b in zip(base, new))
     lengths = sorted({len(tok(p)["input_ids"]) for p in prompts})
-    print(f"{name}, {len(prompts)} prompts ({len(lengths)} token lengths {lengths[0]}-{lengths[-1]}), max_len "
-          f"{args.max_len}, {args.threads} thread(s): one length per batch {t_base:.1f} s, left-padded {t_new:.1f} s, "
-          f"ratio {t_base / t_new:.2f}x; identical continuations {same}/{len(prompts)}; n-gram entropy "
-          f"{trajectory.n_gram_entropy(base):.4f} vs {trajectory.n_gram_entropy(new):.4f}")
+    ent = [trajectory.n_gram_entropy(base), trajectory.n_gram_entropy(new)]
+    result = {"model": name, "prompts": len(prompts), "token_lengths": lengths, "max_len": args.max_len,
+              "identical_continuations": same, "n_gram_entropy": ent}
+    timing.finish(result, run, args.json,
+                  f"{name}, {len(prompts)} prompts ({len(lengths)} token lengths {lengths[0]}-{lengths[-1]}), max_len "
+                  f"{args.max_len}: {run.ratio_text()}; identical continuations {same}/{len(prompts)}; n-gram "
+                  f"entropy {ent[0]:.4f} vs {ent[1]:.4f}")
 
 
 if __name__ == "__main__":

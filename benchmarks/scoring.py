@@ -7,18 +7,22 @@ Scores the first --facts CounterFact records (resources/facts.json) in batches o
 position (the baseline: log-softmax over (B, T, V), then the target positions read) and once with the head run only
 where a target token is predicted; prints both times, the ratio and the largest difference of log P(target).
 Gemma 3's head has 262k rows (more parameters than its 18 blocks), so it gains most.
+
+Timing (benchmarks/timing.py): a warm-up of both on 4 facts, then --reps (3) repetitions interleaved at --threads (1)
+torch threads for both; the ratio is the ratio of the minima with the per-repetition range; the scores of the last
+repetitions are compared.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from bench_common import REPO, model_for  # noqa: E402
+import timing  # noqa: E402
+from bench_common import OUT, REPO, model_for  # noqa: E402
 
 from kis import probe  # noqa: E402
 
@@ -38,8 +42,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", help="a prepared model's manifest.json (default: SmolLM2 from PyPI)")
     ap.add_argument("--facts", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=32)
+    timing.add_arguments(ap, out=str(OUT / "scoring.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, tok, name = model_for(args.manifest)
@@ -48,19 +52,24 @@ def main(argv=None):
     prompts = [probe.prompt_ids(tok, t) for t in texts]
     targets = [probe.target_ids(tok, t, f["requested_rewrite"]["target_true"]["str"]) for t, f in zip(texts, facts)]
     pad_id = probe.pad_id(tok)
-    order = list(range(len(prompts)))
-    t0 = time.perf_counter()
-    base = full_logits_scores(model, pad_id, prompts, targets, args.batch_size)
-    t_full = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    new = [float(lp.sum()) for lp, _ in probe.teacher_forced(model, pad_id, prompts, targets,
-                                                             batch_size=args.batch_size, order=order)]
-    t_head = time.perf_counter() - t0
+
+    def full(n):
+        return full_logits_scores(model, pad_id, prompts[:n], targets[:n], args.batch_size)
+
+    def head(n):
+        return [float(lp.sum()) for lp, _ in probe.teacher_forced(model, pad_id, prompts[:n], targets[:n],
+                                                                  batch_size=args.batch_size, order=list(range(n)))]
+    n, warm = len(prompts), min(len(prompts), 4)   # the warm-up: 4 facts
+    run = timing.compare([("full_logits", lambda: full(n)), ("head_at_scored", lambda: head(n))], reps=args.reps,
+                         warmup=args.warmup, threads=args.threads,
+                         warmup_calls={"full_logits": lambda: full(warm), "head_at_scored": lambda: head(warm)})
+    base, new = run.results["full_logits"], run.results["head_at_scored"]
     diff = max(abs(a - b) for a, b in zip(base, new))
     vocab = model.get_output_embeddings().weight.shape[0]
-    print(f"{name} (vocab {vocab}), {len(facts)} facts, batch {args.batch_size}, {args.threads} thread(s): "
-          f"full logits {t_full:.2f} s, head at scored positions {t_head:.2f} s, ratio {t_full / t_head:.2f}x; "
-          f"max |Δ log P(target)| {diff:.2e}")
+    result = {"model": name, "vocab": vocab, "facts": len(facts), "batch_size": args.batch_size,
+              "max_abs_diff_logp": diff}
+    timing.finish(result, run, args.json, f"{name} (vocab {vocab}), {len(facts)} facts, batch {args.batch_size}: "
+                                          f"{run.ratio_text()}; max |Δ log P(target)| {diff:.2e}")
     if diff > 1e-3:
         sys.exit("scores differ")
 

@@ -11,7 +11,10 @@ rows i of one layer are timed and the time is EXTRAPOLATED to N rows × L layers
     python benchmarks/superposition.py --random-cov    # C random SPD (its values do not affect the timing)
 
 Both methods run with the same number of torch threads (--threads, default 1): on a CPU shared with other jobs,
-2 OpenMP threads were ~18x SLOWER per small forward than 1 (spin-waiting when a core is taken).
+2 OpenMP threads were ~18x SLOWER per small forward than 1 (spin-waiting when a core is taken). Timing
+(benchmarks/timing.py): a warm-up of both on a few items, then --reps (3) repetitions interleaved (reference rows,
+ours, reference rows, ours, ...); the ratio is the ratio of the minima with the per-repetition range, and the
+reference's timed rows are compared with our P in the same run.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import FACTS, WIKI, smollm2  # noqa: E402
+import timing  # noqa: E402
+from bench_common import FACTS, OUT, WIKI, smollm2  # noqa: E402
 
 from kis import corpus, covariance, keys, models, superposition  # noqa: E402
 
@@ -62,8 +66,9 @@ def ours(model, tok, prompts, subjects, covs, batch_size):
     return times, mats, len(frame)
 
 
-def reference_rows(model, tok, prompts, subjects, c, layer, rows):
-    """The pair loop for rows i of one layer: keys recomputed inside, 2 forwards per pair (i, j)."""
+def reference_rows(model, tok, prompts, subjects, c_inv, layer, rows):
+    """The pair loop for rows i of one layer: keys recomputed inside, 2 forwards per pair (i, j); C⁻¹ given (the
+    reference computes it once per layer, timed apart)."""
     module = models.ffn_out(model, layer)
 
     def key(i):
@@ -77,29 +82,25 @@ def reference_rows(model, tok, prompts, subjects, c, layer, rows):
             h.remove()
         return got["k"].double()
 
-    t = time.perf_counter()
-    c_inv = torch.linalg.inv(c)  # computed once per layer
-    inv_s = time.perf_counter() - t
     n = len(prompts)
     p = torch.empty((len(rows), n), dtype=torch.float64)
-    t = time.perf_counter()
     for r, i in enumerate(rows):
         for j in range(n):
             ki, kj = key(i), key(j)
             u = c_inv @ ki
             p[r, j] = (u @ kj) / (u @ ki)
-    return p, (time.perf_counter() - t) / len(rows), inv_s
+    return p
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=128, help="items (the first N CounterFact records)")
-    ap.add_argument("--rows", type=int, default=2, help="rows i of the reference pair loop to time")
+    ap.add_argument("--rows", type=int, default=1, help="rows i of the reference pair loop to time (2·N forwards each)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--cov-texts", type=int, default=50)
     ap.add_argument("--random-cov", action="store_true", help="random SPD C instead of one from Wikipedia")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for both methods")
-    args = ap.parse_args()
+    timing.add_arguments(ap, out=str(OUT / "superposition.json"))
+    args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     if not FACTS.exists():
@@ -120,26 +121,41 @@ def main():
         covs = covariance.finalize(sums, count)
         cov_name = f"{meta['corpus_id']}: {len(frame)} texts, {count} tokens ({time.perf_counter() - t:.0f} s)"
 
-    keys.compute(model, tok, prompts[:4], subjects[:4])  # warm-up
-    times, mats, n_rows = ours(model, tok, prompts, subjects, covs, args.batch_size)
+    t = time.perf_counter()
+    c_inv = torch.linalg.inv(covs[0])  # the reference computes it once per layer
+    inv_s = time.perf_counter() - t
+    rows, n = list(range(args.rows)), len(prompts)
 
-    ref_p, per_row_s, inv_s = reference_rows(model, tok, prompts, subjects, covs[0], 0, list(range(args.rows)))
-    ref_total = (per_row_s * len(prompts) + inv_s) * L
+    def extrapolate(seconds):
+        """The reference's whole stage from its timed rows of layer 0: (s per row × N rows + inverse) × L layers."""
+        return (seconds / len(rows) * n + inv_s) * L
+
+    run = timing.compare(
+        [("reference", lambda: reference_rows(model, tok, prompts, subjects, c_inv, 0, rows)),
+         ("ours", lambda: ours(model, tok, prompts, subjects, covs, args.batch_size))],
+        reps=args.reps, warmup=args.warmup, threads=args.threads, scale={"reference": extrapolate},
+        warmup_calls={"reference": lambda: reference_rows(model, tok, prompts[:2], subjects[:2], c_inv, 0, [0]),
+                      "ours": lambda: ours(model, tok, prompts[:4], subjects[:4], covs, args.batch_size)})
+    times, mats, n_rows = run.results["ours"]
+    ref_p = run.results["reference"]
+    ref_min = run.report["methods"]["reference"]
+    per_row_s = min(ref_min["measured_seconds"]) / len(rows)
     diff = float((ref_p - mats[0]["P"][:args.rows]).abs().max())
-    result = {"model": "SmolLM2-135M-Instruct (fp32)", "n_items": len(prompts), "layers": L, "d_ff": f,
-              "covariance": cov_name, "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "machine": platform.machine(), "ours": {k: round(v, 2) for k, v in times.items()},
-              "table_rows": n_rows,
-              "reference": {"timed_rows": args.rows, "layer": 0, "forwards_timed": 2 * args.rows * len(prompts),
+    result = {"model": "SmolLM2-135M-Instruct (fp32)", "n_items": n, "layers": L, "d_ff": f,
+              "covariance": cov_name, "machine": platform.machine(), "ours_total_s": run.report["methods"]["ours"]["min_s"],
+              "ours_stages_last_rep": {k: round(v, 2) for k, v in times.items()}, "table_rows": n_rows,
+              "reference": {"timed_rows": args.rows, "layer": 0, "forwards_timed": 2 * args.rows * n,
                             "s_per_row": round(per_row_s, 3), "inverse_s_per_layer": round(inv_s, 3),
-                            "extrapolated_total_s": round(ref_total, 1),
-                            "extrapolation": f"(s_per_row × {len(prompts)} rows + inverse) × {L} layers"},
-              "ratio": round(ref_total / times["total_s"], 1), "max_abs_diff_P_rows": diff}
-    print(json.dumps(result, indent=2))
-    print(f"ours (keys + P/Q/cosines for all {L} layers, table, statistics): {times['total_s']:.1f} s; "
-          f"reference pair loop: {ref_total:.0f} s = {ref_total / 3600:.1f} h EXTRAPOLATED from {args.rows} "
-          f"timed rows of layer 0 ({2 * args.rows * len(prompts)} forwards); ratio {result['ratio']:.0f}x; "
-          f"max |ΔP| on the timed rows {diff:.2e}")
+                            "extrapolated_total_s": round(ref_min["min_s"], 1),
+                            "extrapolation": f"(s_per_row × {n} rows + inverse) × {L} layers"},
+              "max_abs_diff_P_rows": diff}
+    timing.finish(result, run, args.json,
+                  f"ours (keys + P/Q/cosines for all {L} layers, table, statistics): min {result['ours_total_s']:.1f} "
+                  f"s; reference pair loop: min {ref_min['min_s']:.0f} s = {ref_min['min_s'] / 3600:.1f} h "
+                  f"EXTRAPOLATED from {args.rows} timed row(s) of layer 0 ({2 * args.rows * n} forwards); "
+                  f"{run.ratio_text('.0f')}; max |ΔP| on the timed rows {diff:.2e}")
+    if diff > 1e-4:
+        sys.exit("the reference rows of P differ from ours")
 
 
 if __name__ == "__main__":
