@@ -299,8 +299,7 @@ def check_evaluation_prompts(tokenizer, fact: dict, context: int) -> None:
                             for t in ("target_true", "target_new"))
                 if n + rough + 2 <= context:  # far from the limit: no exact count needed
                     continue
-                which = max(("target_true", "target_new"), key=lambda t: len(probe.target_ids(tokenizer, q, fact[t])))
-                m = len(probe.target_ids(tokenizer, q, fact[which]))
+                m, which = max((len(probe.target_ids(tokenizer, q, fact[t])), t) for t in ("target_true", "target_new"))
                 need, what = n + m, f"{which} ({m} tokens)"
             if need > context:
                 raise FactsError(f"fact case_id {fact['case_id']}: {field}[{i}] ({n} tokens: {q[:60]!r}...) + {what} "

@@ -411,8 +411,6 @@ def weights_id(model, per_tensor: int = 4096) -> str:
     and an evenly strided sample of at most `per_tensor` values, hashed. Two loads agree iff they are (in practice)
     the same weights — a model replaced in place under the same path or hub id gets another id. Reads a few numbers
     per tensor, so it costs little even for a 13B model on a GPU."""
-    import hashlib
-
     h = hashlib.sha256()
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -16,6 +16,7 @@ top-5, we decode greedily for a deterministic metric), scored by n_gram_entropy.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -326,11 +327,12 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     edit_keys, resids, dirs = ({layer: [] for layer in mls} for _ in range(3))
     done, window, rows, n_triggered = [], [], [], 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    sig = checkpoint_signature(editor, model, edits, test, model_name=model_name, layers=layers,
-                               steps=sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every),
-                               evaluation={"max_neighborhood": max_neighborhood, "fluency_prompts": fluency_prompts,
-                                           "fluency_max_len": int(fluency_max_len)},
-                               inputs=inputs)
+    sig = None if ckpt is None else checkpoint_signature(  # only a checkpointed run needs its identity
+        editor, model, edits, test, model_name=model_name, layers=layers,
+        steps=sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every),
+        evaluation={"max_neighborhood": max_neighborhood, "fluency_prompts": fluency_prompts,
+                    "fluency_max_len": int(fluency_max_len)},
+        inputs=inputs)
     start = 0
     st = None
     if ckpt is not None and ckpt.exists():
@@ -452,8 +454,6 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
 
 def content_hash(obj) -> str:
     """SHA-256 of obj as canonical JSON (sorted keys; numpy values and other types by their str)."""
-    import hashlib
-
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_plain_or_str).encode()).hexdigest()
 
 
@@ -523,8 +523,6 @@ def run_inputs(manifest: dict, covs: dict, settings: dict) -> dict:
     """The rule's part of a trajectory checkpoint's signature: where the model was loaded from, the C the editor got
     (SHA-256 of every loaded layer's tensor: another corpus, sample or model gives another C) with the ridge added
     to it, and the whole editing settings of this trajectory (rules/common.smk edit_settings)."""
-    import hashlib
-
     h = hashlib.sha256()
     for layer in sorted(covs):
         h.update(f"{layer}:{tuple(covs[layer].shape)}:{covs[layer].dtype}".encode())
@@ -583,12 +581,13 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                     r["heldout_acc"], r["retention"], r["efficacy"], r["interference_measured"],
                     r["interference_predicted"], time.perf_counter() - t0)
 
+    checkpointed = int(checkpoint_every) > 0
     rows = run(net, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
                eval_every=int(settings["eval_every"]), model_name=model_name,
                max_neighborhood=settings["max_neighborhood"], batch_size=int(batch_size),
                fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
-               progress=progress, stale="restart", inputs=run_inputs(man, covs, settings),
-               checkpoint=Path(table).with_suffix(".ckpt.pt") if int(checkpoint_every) > 0 else None,
+               progress=progress, stale="restart", inputs=run_inputs(man, covs, settings) if checkpointed else None,
+               checkpoint=Path(table).with_suffix(".ckpt.pt") if checkpointed else None,
                checkpoint_every=max(1, int(checkpoint_every)))
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
