@@ -69,6 +69,7 @@ rule covariance_diagnostics:
     # one float64 eigvalsh per layer: 1–4 h on one core for f ≥ 10,240 (kis.plan.diagnostics_resources); torch uses
     # exactly these threads, and the runtime holds even with one core
     threads: 8
+    priority: -1  # a summary of C that no figure reads: after the keys, P matrices and figures (default 0)
     resources:
         mem_mb=lambda wc: covariance_resources(wc.model, rules.prepare_model.output.manifest.format(model=wc.model))[
             "diagnostics_mem_mb"],
