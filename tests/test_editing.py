@@ -266,7 +266,7 @@ def test_resolve_hparams_rule_published_and_override():
         editing.resolve_hparams(SETTINGS, "grace", 12)
 
 
-# (n_layers, d_ff) of the models the configs name: architecture facts, for the default rule and the README table
+# (n_layers, d_ff) of the models the configs name: architecture facts, for the default rule and the table of docs/editing.md
 DIMS = {"gpt2": (12, 3072), "gpt2-medium": (24, 4096), "gpt2-large": (36, 5120), "gpt2-xl": (48, 6400),
         "EleutherAI/gpt-j-6B": (28, 16384), "gpt-j-6b": (28, 16384), "pythia-1b": (16, 8192),
         "pythia-2.8b": (32, 10240), "pythia-6.9b": (32, 16384), "llama-2-7b": (32, 11008),
@@ -328,7 +328,7 @@ def test_r_rome_takes_romes_layer_and_sources_name_the_values():
 
 
 def _readme_block():
-    """The hyperparameter table of the README: paper.yaml's models and settings, and the offline SmolLM2."""
+    """The hyperparameter table of docs/editing.md: paper.yaml's models and settings, and the offline SmolLM2."""
     paper = yaml.safe_load((REPO_CONFIG.parent / "paper.yaml").read_text())
     offline = yaml.safe_load(REPO_CONFIG.read_text())
     specs = {}
@@ -346,9 +346,9 @@ def _readme_block():
 
 
 def test_readme_hyperparameter_table_matches_the_config():
-    readme = (REPO_CONFIG.parents[1] / "README.md").read_text()
+    readme = (REPO_CONFIG.parents[1] / "docs" / "editing.md").read_text()
     want = _readme_block()
-    assert want in readme, "README's hyperparameter table is stale: run `python tests/test_editing.py`"
+    assert want in readme, "docs/editing.md hyperparameter table is stale: run `python tests/test_editing.py`"
 
 
 def test_hparams_table_numbers_each_source():
@@ -472,11 +472,11 @@ def test_one_list_of_methods():
     assert tuple(editing_figures.STYLES) == editing.METHODS
 
 
-if __name__ == "__main__":  # rewrite the README's hyperparameter table from the configs
+if __name__ == "__main__":  # rewrite docs/editing.md hyperparameter table from the configs
     import re
     import sys
 
-    readme = REPO_CONFIG.parents[1] / "README.md"
+    readme = REPO_CONFIG.parents[1] / "docs" / "editing.md"
     text = readme.read_text()
     pat = re.compile(r"<!-- hparams table:.*?<!-- end hparams table -->\n", re.S)
     if not pat.search(text):
