@@ -107,7 +107,7 @@ def forecast_table(frames, test_ids, n_boot: int = 1000) -> pd.DataFrame:
         for r in g.itertuples():
             row[f"auc {r.score}"] = f"{r.auc:.2f} [{r.auc_lo:.2f}, {r.auc_hi:.2f}]"
         rows.append(row)
-    summ = pd.DataFrame(rows)
+    summ = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["method", "step", "forgotten"])  # step 0 only
     sec = {fr.method.iloc[0]: float(fr.seconds.sum()) / max(1, int(fr.step.max())) for fr in frames}
     summ["seconds_per_edit"] = summ.method.map(sec)
     rome = sec.get("rome")
