@@ -40,7 +40,8 @@ def test_bookkeeping_identity_and_the_papers_p_on_random_tensors():
     np.testing.assert_allclose(pred, np.linalg.norm(((W - W0) @ K_test).numpy(), axis=0), rtol=1e-10)
     np.testing.assert_allclose(meas, pred, rtol=1e-10)
     assert err.max() < 1e-10 * meas.max()
-    # other directions (here MEMIT's (λC + kkᵀ)⁻¹k): the identity holds with them, the paper's P misses
+    # other directions (MEMIT's form (λC' + kkᵀ)⁻¹k with another matrix C' than C): the identity holds with them, the
+    # paper's P (C⁻¹k) misses
     Wm, Km, Rm, Um = W0.clone(), [], [], []
     for _ in range(n):
         k, r = t(rng.standard_normal(f)), t(rng.standard_normal(d))
