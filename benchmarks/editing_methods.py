@@ -103,7 +103,8 @@ def forecast_table(frames, test_ids, n_boot: int = 1000) -> pd.DataFrame:
     rows = []
     for method, g in tab.groupby("method", sort=False):
         g = g[g.step == g.step.max()]
-        row = {"method": method, "step": int(g.step.iloc[0]), "forgotten": f"{g.n_forgotten.iloc[0]}/{g.n_known.iloc[0]}"}
+        row = {"method": method, "step": int(g.step.iloc[0]),
+               "forgotten": f"{g.n_forgotten.iloc[0]}/{g.n_known.iloc[0]}"}
         for r in g.itertuples():
             row[f"auc {r.score}"] = f"{r.auc:.2f} [{r.auc_lo:.2f}, {r.auc_hi:.2f}]"
         rows.append(row)

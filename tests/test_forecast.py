@@ -133,7 +133,8 @@ def test_confidence_margin_by_hand_and_positive_exactly_for_correct_facts():
     for i, f in enumerate(facts):
         text = f["prompt"].format(f["subject"])
         with torch.no_grad():
-            lp = torch.log_softmax(model(input_ids=torch.tensor([probe.prompt_ids(tok, text)])).logits[0, -1].double(), -1)
+            logits = model(input_ids=torch.tensor([probe.prompt_ids(tok, text)])).logits[0, -1]
+        lp = torch.log_softmax(logits.double(), -1)
         if i < 6:  # the first top-5 token that is its own one-token target
             for cand in lp.topk(5).indices.tolist():
                 w = tok.decode([cand]).strip()
@@ -233,7 +234,7 @@ def test_step_table_per_step_against_mann_whitney_with_every_baseline():
     tab = forecast.step_table(long, n_boot=100, seed=1)
     assert list(tab.columns) == forecast.STEP_COLUMNS
     assert set(tab.score) == {"risk", "confidence", "key_norm", "random", "measured_displacement"}
-    assert tab[tab.score == "measured_displacement"].pre_edit.eq(False).all() and tab[tab.score == "risk"].pre_edit.all()
+    assert not tab[tab.score == "measured_displacement"].pre_edit.any() and tab[tab.score == "risk"].pre_edit.all()
     rand = np.random.default_rng(3).random(m)
     for step, forgotten, risk, meas in ((1, c0 & ~c1, risk1, meas1), (2, c0 & ~c2, risk2, 2 * meas1)):
         y = forgotten[c0]

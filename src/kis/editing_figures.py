@@ -220,8 +220,9 @@ def read_forecasts(paths) -> pd.DataFrame:
 
 
 # line style of each score in the forecast figure: (colour, dashes, marker)
-SCORE_STYLES = {"risk": ("black", "-", "o"), "confidence": ("tab:blue", "--", "s"), "key_norm": ("tab:green", "-.", "^"),
-                "random": ("0.6", ":", "x"), "measured_displacement": ("tab:red", (0, (1, 1)), "D")}
+SCORE_STYLES = {"risk": ("black", "-", "o"), "confidence": ("tab:blue", "--", "s"),
+                "key_norm": ("tab:green", "-.", "^"), "random": ("0.6", ":", "x"),
+                "measured_displacement": ("tab:red", (0, (1, 1)), "D")}
 
 
 def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int = 1000, seed: int = 0):

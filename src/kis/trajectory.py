@@ -85,8 +85,8 @@ TRAJECTORY_COLUMNS = {
     "interference_c_error_keys": "list: ‖measured_j − predicted_j‖ per held-out key with the paper's P",
     "interference_c_rel_error_median": "median over held-out keys j of ‖measured_j − predicted_j‖ / ‖measured_j‖ with "
                                        "the paper's P (u_i = C⁻¹k_i): how far the paper's formula is from the method",
-    "heldout_margin_facts": "list: unedited confidence margin per held-out fact, min over target tokens of log p(true) − "
-                            "max log p(other) (kis.preedit; the same in every row)",
+    "heldout_margin_facts": "list: unedited confidence margin per held-out fact, min over target tokens of "
+                            "log p(true) − max log p(other) (kis.preedit; the same in every row)",
     "heldout_key_norm_facts": "list: ‖k_j‖ of each held-out fact's key at the measure layer, unedited model (the same "
                               "in every row)",
 }
