@@ -197,7 +197,7 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
         ax.set_ylabel("median ‖pred − meas‖ / ‖meas‖ (paper's P)")
         ax.set_title(f"{labels.get(model, model)}: error of the paper's prediction", fontsize=9)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"Interference on held-out keys: the paper's closed form against the measured displacement\n"
+    fig.suptitle(f"Interference on held-out keys: the paper's P against the measured\n"
                  f"{corpus_note(frame['corpus_id'])}", fontsize=10)
     fig.tight_layout()
     return fig, pts, tab
