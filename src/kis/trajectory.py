@@ -303,6 +303,9 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
     displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact.
+    Before the first edit the pre-edit forecast (kis.preedit.compute: risk per held-out fact for every step of the
+    planned stream, confidence margin, key norm) is taken from the model as given — the unedited one; a resumed run
+    reads it from the checkpoint, where its first part stored it before its first edit.
     log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only).
     progress: called with the rows so far after every row is recorded (step 0 included), so that a caller can write
     partial results that outlive a kill.
