@@ -1,6 +1,7 @@
 # Lifelong editing trajectories (ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit, WilKE, kis): a seeded stream of known facts is edited one
 # at a time; every eval_every edits one row records held-out confidence, retention, CounterFact success and the
-# interference on held-out keys, measured against the closed form Σ_i r_i P_ij (kis.editing, kis.trajectory).
+# interference on held-out keys, measured against the paper's closed form Σ_i r_i P_ij (kis.editing, kis.trajectory);
+# before the first edit, the pre-edit forecast of forgetting (kis.preedit).
 # Helpers edit_names / edit_settings (what a trajectory's params hold) are in rules/common.smk.
 import re
 
@@ -16,7 +17,8 @@ rule trajectory:
         facts=rules.facts.output.facts,
     output:
         table=f"{RESULTS}/trajectories/{{model}}/{{method}}.parquet",
-        # per held-out fact and recorded step: predicted / measured displacement, Δ log P(true) (kis.forecast)
+        # per held-out fact and recorded step: pre-edit risk and baselines, measured displacement, Δ log P(true)
+        # (kis.forecast)
         forecast=f"{RESULTS}/trajectories/{{model}}/{{method}}.forecast.parquet",
     params:
         settings=lambda wc: canonical(edit_settings(wc)),
@@ -50,6 +52,9 @@ rule fig_trajectories:
                                 category="editing"),
         interference_csv=report(f"{EDIT_FIG}/interference.csv", caption="../report/interference.rst",
                                 category="editing"),
+        # per (model, method, step): relative error of the paper's prediction (kis.editing_figures.interference_table)
+        interference_table_csv=report(f"{EDIT_FIG}/interference_paper_p.csv", caption="../report/interference.rst",
+                                      category="editing"),
     params:
         labels=canonical(LABELS),
         dpi=config["figures"]["dpi"],

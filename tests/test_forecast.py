@@ -1,5 +1,6 @@
-"""The forecast of forgetting (kis.forecast, the per-fact trajectory columns, the figure) and the layer-choosing
-editors WilKE and kis on random tensors and tiny random models."""
+"""The forecast of forgetting (kis.preedit before the edits, kis.forecast's evaluation, the per-fact trajectory columns,
+the figure), the bookkeeping identity of the interference, and the layer-choosing editors WilKE and kis on random
+tensors and tiny random models."""
 import copy
 
 import numpy as np
@@ -9,14 +10,16 @@ import scipy.stats
 import torch
 
 from editfix import TEMPLATES, hp_for, peaked_tiny, spd, t, tiny_facts
-from kis import editing, editing_figures, forecast, io, keys, models, trajectory, vstar
+from kis import editing, editing_figures, forecast, io, keys, models, preedit, trajectory, vstar
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- closed forms on random tensors
 
-def test_forecast_equals_the_measured_displacement_for_rome_on_random_tensors():
+def test_bookkeeping_identity_and_the_papers_p_on_random_tensors():
+    """Σ_i r_i P_ij with the directions actually used equals (W_n − W_0) k_j for any sum of rank-one updates (a
+    check of the code, not of the paper); with ROME's u_i = C⁻¹k_i it is the paper's P."""
     rng = np.random.default_rng(3)
     d, f, n, m = 6, 12, 8, 20
     C = t(spd(f, rng))
@@ -37,6 +40,19 @@ def test_forecast_equals_the_measured_displacement_for_rome_on_random_tensors():
     np.testing.assert_allclose(pred, np.linalg.norm(((W - W0) @ K_test).numpy(), axis=0), rtol=1e-10)
     np.testing.assert_allclose(meas, pred, rtol=1e-10)
     assert err.max() < 1e-10 * meas.max()
+    # other directions (MEMIT's form (λC' + kkᵀ)⁻¹k with another matrix C' than C): the identity holds with them, the
+    # paper's P (C⁻¹k) misses
+    Wm, Km, Rm, Um = W0.clone(), [], [], []
+    for _ in range(n):
+        k, r = t(rng.standard_normal(f)), t(rng.standard_normal(d))
+        u = editing.memit_direction(C + t(np.diag(rng.random(f) * 5)), k[:, None], 0.5)[:, 0]
+        Wm = Wm + torch.outer(r, u) / (u @ k)
+        Km.append(k), Rm.append(r), Um.append(u)
+    Km, Rm = torch.stack(Km, 1), torch.stack(Rm, 1)
+    meas, pred, err = trajectory.interference(torch.stack(Um, 1), Km, Rm, K_test, Wm - W0)
+    assert err.max() < 1e-9 * meas.max()
+    _m, pred_c, err_c = trajectory.interference(editing.whiten(L, Km), Km, Rm, K_test, Wm - W0)
+    assert np.median(err_c / meas) > 1e-3
     # the predicted damage kis minimises is the summed displacement of the protected keys by that one update
     k, v = t(rng.standard_normal(f)), t(rng.standard_normal(d))
     _lam, u, dW = editing.rome_update(W, L, k, v)
@@ -44,17 +60,101 @@ def test_forecast_equals_the_measured_displacement_for_rome_on_random_tensors():
     assert editing.predicted_damage(dW @ k, u, k, K_test) == pytest.approx(want, rel=1e-10)
 
 
-def test_prior_risk_is_the_root_sum_of_squared_p():
+def test_cumulative_risk_against_numpy():
+    """risk_j(s) = ‖Σ_{i≤s} r̂_i P_ij‖, P_ij = (C⁻¹k_i)ᵀk_j / (C⁻¹k_i)ᵀk_i, written out in numpy."""
     rng = np.random.default_rng(4)
-    f, n, m = 10, 5, 7
-    C, K, Kt = spd(f, rng), rng.standard_normal((f, n)), rng.standard_normal((f, m))
-    U = np.linalg.solve(C, K)
-    P = (U.T @ Kt) / np.einsum("fn,fn->n", U, K)[:, None]
-    got = trajectory.prior_risk(editing.cholesky(t(C)), t(K), t(Kt))
-    np.testing.assert_allclose(got, np.sqrt((P ** 2).sum(0)), rtol=1e-9)
+    d, f, n, m = 5, 10, 6, 7
+    C, K, Kt, R = spd(f, rng), rng.standard_normal((f, n)), rng.standard_normal((f, m)), rng.standard_normal((d, n))
+    got = preedit.cumulative_risk(editing.cholesky(t(C)), t(K), t(R), t(Kt))
+    assert got.shape == (n + 1, m) and (got[0] == 0).all()
+    for s in range(1, n + 1):
+        disp = sum(np.outer(R[:, i], (np.linalg.solve(C, K[:, i]) @ Kt) / (np.linalg.solve(C, K[:, i]) @ K[:, i]))
+                   for i in range(s))
+        np.testing.assert_allclose(got[s], np.linalg.norm(disp, axis=0), rtol=1e-9)
 
 
-# ---------------------------------------------------------------- AUC, deciles
+class UndoneROME(editing.ROME):
+    """ROME whose every edit is computed and then taken back: the model stays the unedited one."""
+
+    def edit(self, fact):
+        W = models.ffn_weight(self.model, self.layer).detach().clone()
+        res = super().edit(fact)
+        with torch.no_grad():
+            models.ffn_weight(self.model, self.layer).copy_(W)
+        return res
+
+
+def test_pre_edit_forecast_is_the_same_whether_or_not_the_edits_are_applied(covs):
+    """The forecast columns come from the unedited model only: a trajectory whose edits are undone gives the same
+    risk, margin and key norm at every step as one that applies them, and the risk is ‖Σ_{i≤s} δ_i P_ij‖ with δ_i
+    the v* shift on a fresh unedited model (numpy)."""
+    facts = tiny_facts()
+    edits, test = facts[:4], facts[6:10]
+    hp = dict(hp_for("rome", covs, [1]), v_num_grad_steps=8)
+    frames = {}
+    for name, cls in (("applied", editing.ROME), ("undone", UndoneROME)):
+        model, tok = peaked_tiny()
+        frames[name] = trajectory.run(model, tok, cls(model, tok, covs, hp, TEMPLATES), edits, test, eval_every=2,
+                                      model_name="tiny", fluency_prompts=0)
+    a, u = frames["applied"], frames["undone"]
+    assert a.step.tolist() == u.step.tolist() == [0, 2, 4]
+    assert a.delta_w_fro.iloc[-1] > 0 and (u.delta_w_fro == 0).all()            # the edits did change the model
+    assert not np.allclose(a.heldout_logp_true_facts.iloc[-1], u.heldout_logp_true_facts.iloc[-1])
+    for col in ("forecast_risk_facts", "heldout_margin_facts", "heldout_key_norm_facts"):
+        for x, y in zip(a[col], u[col]):
+            assert list(x) == list(y), col
+    assert list(a.forecast_risk_facts.iloc[0]) == [0.0] * 4
+    # the risk by hand on a fresh unedited model
+    model, tok = peaked_tiny()
+    K = keys.averaged(model, tok, [f["prompt"] for f in edits], [f["subject"] for f in edits], layers=[1],
+                      templates=TEMPLATES)[0].numpy().T
+    Kt = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=[1])[0].numpy().T
+    deltas = [vstar.optimize_delta(model, tok, prompt=f["prompt"], subject=f["subject"], target=f["target_new"],
+                                   layer=1, templates=TEMPLATES, hp=hp, kl_prompt="{} is a", norm="mlp").delta.numpy()
+              for f in edits]
+    C = covs[1].double().numpy()
+    for s, row in zip((2, 4), a.forecast_risk_facts.iloc[1:]):
+        disp = sum(np.outer(deltas[i], (np.linalg.solve(C, K[:, i]) @ Kt) / (np.linalg.solve(C, K[:, i]) @ K[:, i]))
+                   for i in range(s))
+        np.testing.assert_allclose(row, np.linalg.norm(disp, axis=0), rtol=1e-6)
+    np.testing.assert_allclose(a.heldout_key_norm_facts.iloc[0], np.linalg.norm(Kt, axis=0), rtol=1e-9)
+    # the margin is positive exactly for the facts correct before editing
+    assert [m > 0 for m in a.heldout_margin_facts.iloc[0]] == list(a.heldout_correct_facts.iloc[0])
+
+
+def test_confidence_margin_by_hand_and_positive_exactly_for_correct_facts():
+    """margin = log p(true) − max log p(other) (one-token targets here, from the prompt's last logits by hand); > 0
+    exactly where trajectory.score calls the fact correct. Some facts get the model's own top token as target_true."""
+    from kis import probe
+
+    facts = tiny_facts()
+    model, tok = peaked_tiny()
+    by_hand = []
+    for i, f in enumerate(facts):
+        text = f["prompt"].format(f["subject"])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([probe.prompt_ids(tok, text)])).logits[0, -1]
+        lp = torch.log_softmax(logits.double(), -1)
+        if i < 6:  # the first top-5 token that is its own one-token target
+            for cand in lp.topk(5).indices.tolist():
+                w = tok.decode([cand]).strip()
+                if w and probe.target_ids(tok, text, w) == [cand]:
+                    f["target_true"] = w
+                    break
+        tid = probe.target_ids(tok, text, f["target_true"])
+        assert len(tid) == 1
+        others = lp.clone()
+        others[tid[0]] = -torch.inf
+        by_hand.append(float(lp[tid[0]] - others.max()))
+    got = preedit.confidence_margin(model, tok, facts, batch_size=5)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-4, atol=1e-5)
+    _, _, hit = trajectory.score(model, tok, [f["prompt"].format(f["subject"]) for f in facts],
+                                 [f["target_true"] for f in facts])
+    assert hit.any() and not hit.all()
+    assert ((got > 0) == hit).all()
+
+
+# ---------------------------------------------------------------- AUC, bootstrap
 
 def test_auc_matches_mann_whitney_and_the_interval_brackets_it():
     rng = np.random.default_rng(0)
@@ -70,60 +170,109 @@ def test_auc_matches_mann_whitney_and_the_interval_brackets_it():
     assert np.isnan(forecast.forgetting_auc([1, 2, 3], [True, True, True])[0])
 
 
-def test_top_decile_forgotten():
-    risk = np.arange(20, dtype=float)                       # the 2 riskiest: 19 and 18
-    forgotten = np.zeros(20, dtype=bool)
-    forgotten[[19, 3]] = True
-    assert forecast.top_decile_forgotten(risk, forgotten) == 0.5
-    assert forecast.top_decile_forgotten(risk[:5], forgotten[:5]) == 0.0  # one fact: the riskiest (4)
+def test_bootstrap_interval_is_the_percentiles_of_mann_whitney_aucs_of_resampled_facts():
+    rng = np.random.default_rng(5)
+    pred = rng.standard_normal(40)
+    label = rng.random(40) < 1 / (1 + np.exp(-pred))
+    _auc, lo, hi = forecast.forgetting_auc(pred, label, n_boot=200, seed=7)
+    draw, boots = np.random.default_rng(7), []
+    for _ in range(200):  # the same resamples of the facts, each AUC by Mann–Whitney U
+        i = draw.integers(0, 40, 40)
+        y, p = label[i], pred[i]
+        if y.all() or not y.any():
+            continue
+        boots.append(scipy.stats.mannwhitneyu(p[y], p[~y]).statistic / (y.sum() * (~y).sum()))
+    np.testing.assert_allclose([lo, hi], np.percentile(boots, [2.5, 97.5]), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- the long table and the figure
 
-def fake_trajectory(method, pred_by_step, logp_by_step, correct_by_step, risk, model="m"):
+def fake_trajectory(method, meas_by_step, logp_by_step, correct_by_step, risk_by_step, margin, key_norm, model="m"):
     rows = []
-    for step, (p, lp, c) in enumerate(zip(pred_by_step, logp_by_step, correct_by_step)):
+    for step, (p, lp, c, r) in enumerate(zip(meas_by_step, logp_by_step, correct_by_step, risk_by_step)):
         rows.append({"model": model, "method": method, "step": step, "status": "ok",
-                     "interference_measured_keys": list(p), "interference_predicted_keys": list(p),
-                     "heldout_logp_true_facts": list(lp), "heldout_correct_facts": list(c),
-                     "prior_risk_facts": list(risk)})
+                     "interference_measured_keys": list(p), "heldout_logp_true_facts": list(lp),
+                     "heldout_correct_facts": list(c), "forecast_risk_facts": list(r),
+                     "heldout_margin_facts": list(margin), "heldout_key_norm_facts": list(key_norm)})
     return pd.DataFrame(rows)
 
 
 def test_long_table_differences_and_forgotten():
     traj = fake_trajectory("rome", [[0, 0, 0], [1.0, 2.0, 3.0]], [[-1.0, -2.0, -3.0], [-1.5, -2.0, -9.0]],
-                           [[True, False, True], [True, False, False]], [0.1, 0.2, 0.3])
+                           [[True, False, True], [True, False, False]], [[0, 0, 0], [0.1, 0.2, 0.3]],
+                           [2.0, -1.0, 0.5], [3.0, 4.0, 5.0])
     long = forecast.long_table(traj, [7, 8, 9])
     assert list(long.columns) == list(forecast.FORECAST_COLUMNS)
     assert long.case_id.tolist() == [7, 8, 9] and (long.step == 1).all()
     np.testing.assert_allclose(long.delta_logp_true, [-0.5, 0.0, -6.0])
+    np.testing.assert_allclose(long.risk, [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(long.measured, [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(long.margin0, [2.0, -1.0, 0.5])
+    np.testing.assert_allclose(long.random, np.random.default_rng(0).random(3))  # seeded
     assert long.forgotten.tolist() == [False, False, True]   # fact 8 was never correct: not forgotten
-    with pytest.raises(ValueError, match="3 values of predicted for 4 held-out facts"):
+    with pytest.raises(ValueError, match="3 values of measured for 4 held-out facts"):
         forecast.long_table(traj, [7, 8, 9, 10])
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['forecast_risk_facts'\]"):
+        forecast.long_table(traj.drop(columns=["forecast_risk_facts"]), [7, 8, 9])
 
 
-def test_forecast_figure_gives_each_methods_auc(tmp_path):
+def test_step_table_per_step_against_mann_whitney_with_every_baseline():
+    """One AUC per (method, step, score) over the facts correct at step 0, signed so that higher = more at risk
+    (confidence: the negated margin); each equals Mann–Whitney U / (n₁ n₀) computed here; the interval is a
+    bootstrap over those facts."""
+    rng = np.random.default_rng(2)
+    m = 60
+    c0 = rng.random(m) < 0.8
+    margin, key_norm = rng.standard_normal(m), rng.random(m) + 1
+    risk1, risk2 = rng.random(m), rng.random(m)
+    meas1 = risk1 + 0.1 * rng.standard_normal(m)
+    c1 = c0 & (risk1 < 0.7)
+    c2 = c1 & (risk2 < 0.8)
+    traj = fake_trajectory("kis", [np.zeros(m), meas1, meas1 * 2], [np.zeros(m)] * 3, [c0, c1, c2],
+                           [np.zeros(m), risk1, risk2], margin, key_norm)
+    long = forecast.long_table(traj, range(m), seed=3)
+    tab = forecast.step_table(long, n_boot=100, seed=1)
+    assert list(tab.columns) == forecast.STEP_COLUMNS
+    assert set(tab.score) == {"risk", "confidence", "key_norm", "random", "measured_displacement"}
+    assert not tab[tab.score == "measured_displacement"].pre_edit.any() and tab[tab.score == "risk"].pre_edit.all()
+    rand = np.random.default_rng(3).random(m)
+    for step, forgotten, risk, meas in ((1, c0 & ~c1, risk1, meas1), (2, c0 & ~c2, risk2, 2 * meas1)):
+        y = forgotten[c0]
+        want = {"risk": risk, "confidence": -margin, "key_norm": key_norm, "random": rand,
+                "measured_displacement": meas}
+        for score, x in want.items():
+            x = x[c0]
+            row = tab[(tab.step == step) & (tab.score == score)].iloc[0]
+            u = scipy.stats.mannwhitneyu(x[y], x[~y]).statistic
+            assert row.auc == pytest.approx(u / (y.sum() * (~y).sum()), rel=1e-12), (step, score)
+            assert row.auc_lo <= row.auc <= row.auc_hi
+            assert row.n_known == c0.sum() and row.n_forgotten == y.sum()
+    assert tab[(tab.step == 1) & (tab.score == "risk")].auc.iloc[0] == 1.0  # step 1: forgotten iff risk1 ≥ 0.7
+
+
+def test_forecast_figure_and_table_per_method_and_step(tmp_path):
     rng = np.random.default_rng(1)
     m = 30
     paths = []
     for method, sign in (("kis", 1.0), ("rome", -1.0)):
-        pred = rng.random(m) + 0.01
-        correct1 = sign * (pred - np.median(pred)) < 0          # kis: the most displaced half forgotten
-        lp0 = np.zeros(m)
-        traj = fake_trajectory(method, [np.zeros(m), pred], [lp0, -pred], [np.ones(m, bool), correct1], pred)
+        risk = rng.random(m) + 0.01
+        correct1 = sign * (risk - np.median(risk)) < 0          # kis: the riskiest half forgotten
+        traj = fake_trajectory(method, [np.zeros(m), risk], [np.zeros(m), -risk], [np.ones(m, bool), correct1],
+                               [np.zeros(m), risk], rng.standard_normal(m), rng.random(m))
         long = forecast.long_table(traj, range(m))
         path = tmp_path / f"{method}.forecast.parquet"
         io.write_parquet(long, path, metadata={"corpus_id": "pydoc-test"})
         paths.append(path)
     png, csv, summ_csv = tmp_path / "f.png", tmp_path / "f.csv", tmp_path / "auc.csv"
     editing_figures.run_forecast(paths, png, csv, summ_csv, labels={"m": "Model M"}, dpi=50, n_boot=50)
-    summ = pd.read_csv(summ_csv).set_index("method")
-    assert summ.loc["kis", "auc"] == 1.0 and summ.loc["rome", "auc"] == 0.0
-    assert summ.loc["kis", "top_decile_forgotten"] == 1.0 and summ.loc["rome", "top_decile_forgotten"] == 0.0
+    summ = pd.read_csv(summ_csv)
+    risk = summ[summ.score == "risk"].set_index("method")
+    assert risk.loc["kis", "auc"] == 1.0 and risk.loc["rome", "auc"] == 0.0 and (risk.step == 1).all()
+    assert len(summ) == 2 * len(forecast.SCORES)
     fig, _ = editing_figures.forecast_figure(editing_figures.read_forecasts(paths), {"m": "Model M"}, n_boot=50)
+    assert len(fig.axes) == 2
     texts = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
-    assert any(x.startswith("kis: AUC 1.00 [1.00, 1.00]") for x in texts), texts
-    assert any(x.startswith("rome: AUC 0.00") for x in texts), texts
+    assert texts == ["risk", "confidence", "key_norm", "random", "measured_displacement (post-edit)"], texts
     assert "C from corpus pydoc-test" in fig._suptitle.get_text()
     assert len(pd.read_csv(csv)) == 2 * m and png.stat().st_size > 1000
 
@@ -275,8 +424,8 @@ def test_kis_and_wilke_trajectories_measure_every_candidate_layer(covs):
         assert (frame.status == "ok").all() and frame.step.tolist() == [0, 3]
         assert len(frame.edit_layers.iloc[-1]) == 3 and set(frame.edit_layers.iloc[-1]) <= {0, 1, 2}
         assert frame.interference_measured.iloc[-1] > 0
-        assert frame.interference_rel_error_max.iloc[-1] < 1e-4   # the closed form, summed over the layers
-        assert len(frame.prior_risk_facts.iloc[0]) == 4 and len(frame.heldout_correct_facts.iloc[-1]) == 4
+        assert frame.interference_rel_error_max.iloc[-1] < 1e-4   # bookkeeping, summed over the layers
+        assert len(frame.forecast_risk_facts.iloc[0]) == 4 and len(frame.heldout_correct_facts.iloc[-1]) == 4
 
 
 def test_protected_and_heldout_never_overlap(covs):
@@ -299,4 +448,6 @@ def test_protected_and_heldout_never_overlap(covs):
 def test_new_trajectory_columns_come_after_the_old_ones():
     cols = list(trajectory.TRAJECTORY_COLUMNS)
     assert cols.index("seconds") == cols.index("heldout_logp_true_facts") - 1
-    assert cols[-4:] == ["heldout_logp_true_facts", "heldout_correct_facts", "prior_risk_facts", "edit_layers"]
+    assert cols[cols.index("seconds") + 1:cols.index("seconds") + 5] == [
+        "heldout_logp_true_facts", "heldout_correct_facts", "forecast_risk_facts", "edit_layers"]
+    assert cols.index("interference_predicted_c_keys") > cols.index("edit_layers")

@@ -33,9 +33,14 @@ def test_rome_trajectory_on_tiny_model(covs):
     assert (frame.status == "ok").all() and (frame.layer == 1).all()
     # step 0 is the unedited model: no change, no interference
     assert frame.delta_w_fro[0] == 0 and frame.interference_measured[0] == 0
-    # the closed form Σ_i r_i P_ij matches the measured change on held-out keys (float32 weights)
+    # bookkeeping: Σ_i r_i P_ij with the directions used is the measured change on held-out keys (float32 weights);
+    # ROME's direction is C⁻¹k, so the paper's P is that prediction and its error is as small
     assert frame.interference_rel_error_max[1:].max() < 1e-4
     np.testing.assert_allclose(frame.interference_predicted_c, frame.interference_predicted, rtol=1e-9)
+    assert frame.interference_c_rel_error_median[1:].max() < 1e-4 and np.isnan(frame.interference_c_rel_error_median[0])
+    for meas, pred, err in zip(frame.interference_measured_keys[1:], frame.interference_predicted_c_keys[1:],
+                               frame.interference_c_error_keys[1:]):
+        assert np.max(np.asarray(err) / np.asarray(meas)) < 1e-4 and len(pred) == 4
     assert np.isfinite(frame.fluency).all() and frame.fluency_edited[1:].notna().all()
     for meas, pred in zip(frame.interference_measured_keys[1:], frame.interference_predicted_keys[1:]):
         np.testing.assert_allclose(meas, pred, rtol=1e-4)
@@ -99,7 +104,7 @@ def test_diverging_edit_is_recorded_and_stops_cleanly(covs, monkeypatch):
     def sometimes_nan(*a, **kw):
         calls["n"] += 1
         res = real(*a, **kw)
-        if calls["n"] == 3:
+        if calls["n"] == 6 + 3:  # the first 6 calls are the pre-edit forecast's (kis.preedit), one per planned edit
             res.delta = res.delta * float("nan")
         return res
 
@@ -146,7 +151,7 @@ ALL = ("rome", "r-rome", "memit", "alphaedit", "deltaedit")
 
 
 @pytest.mark.parametrize("method", ALL)
-def test_bf16_model_twenty_edits_measured_equals_predicted(covs, method):
+def test_bf16_model_twenty_edits_bookkeeping_identity(covs, method):
     """Acceptance: a bf16 tiny model, 20 sequential edits: the edited layers stay fp32 and the interference on held-out
     keys is the prediction from the update directions used, to 1e-4 relative (median over keys), for every method."""
     model, tok = peaked_tiny()
@@ -164,6 +169,8 @@ def test_bf16_model_twenty_edits_measured_equals_predicted(covs, method):
     assert frame.interference_rel_error_median[1:].max() <= 1e-4, frame.interference_rel_error_median.tolist()
     if method in ("rome", "memit"):  # their direction is C⁻¹k: the paper's P itself
         np.testing.assert_allclose(frame.interference_predicted_c, frame.interference_predicted, rtol=1e-6)
+    if method == "alphaedit":  # projected away from C's range: the paper's P is far from what it does
+        assert frame.interference_c_rel_error_median.iloc[-1] > 1e-2, frame.interference_c_rel_error_median.tolist()
 
 
 def test_rome_maps_the_bare_prompt_key_to_v_star_and_r_rome_the_mean_key(covs, monkeypatch):
@@ -286,25 +293,34 @@ def test_run_rule_writes_table_with_metadata_and_figures(tmp_path, covs):
     # the per-fact forecast table: one row per (step > 0, held-out fact), the trajectory's per-key numbers
     long = pd.read_parquet(fc)
     assert long.case_id.tolist() == m["test_case_ids"] * 2 and long.step.tolist() == [2] * 3 + [4] * 3
-    np.testing.assert_allclose(long[long.step == 4].predicted, back.interference_predicted_keys.iloc[-1])
+    np.testing.assert_allclose(long[long.step == 4].measured, back.interference_measured_keys.iloc[-1])
+    np.testing.assert_allclose(long[long.step == 4].risk, back.forecast_risk_facts.iloc[-1])
+    np.testing.assert_allclose(long[long.step == 2].margin0, back.heldout_margin_facts.iloc[0])
     np.testing.assert_allclose(long[long.step == 4].delta_logp_true, np.subtract(
         back.heldout_logp_true_facts.iloc[-1], back.heldout_logp_true_facts.iloc[0]))
     assert io.read_parquet_metadata(fc)["corpus_id"] == "pydoc-test"
 
     # the figure CSVs carry exactly the table's numbers
-    png, csv, ipng, icsv = (tmp_path / "fig" / n for n in ("t.png", "t.csv", "i.png", "i.csv"))
-    editing_figures.run_trajectories([out], png, csv, ipng, icsv, labels={"tiny-llama": "Tiny"}, dpi=60)
+    png, csv, ipng, icsv, itab = (tmp_path / "fig" / n for n in ("t.png", "t.csv", "i.png", "i.csv", "p.csv"))
+    editing_figures.run_trajectories([out], png, csv, ipng, icsv, itab, labels={"tiny-llama": "Tiny"}, dpi=60)
     data = pd.read_csv(csv)
     got = data[(data.metric == "retention") & (data.method == "rome")].sort_values("step")
     np.testing.assert_allclose(got.value.to_numpy(), back.retention.to_numpy(), equal_nan=True)
     pts = pd.read_csv(icsv)
     assert len(pts) == 2 * 3  # steps 2 and 4 × 3 held-out keys
     np.testing.assert_allclose(pts[pts.step == 4].measured, back.interference_measured_keys.iloc[-1])
+    np.testing.assert_allclose(pts[pts.step == 4].predicted_paper, back.interference_predicted_c_keys.iloc[-1])
+    # the paper's-P error table: per step the median over keys of ‖pred − meas‖ / ‖meas‖, as the row has it
+    tab = pd.read_csv(itab)
+    assert tab.step.tolist() == [2, 4] and (tab.method == "rome").all() and (tab.n_keys == 3).all()
+    np.testing.assert_allclose(tab.rel_error_median, back.interference_c_rel_error_median.iloc[1:], rtol=1e-12)
+    want = np.median(np.divide(back.interference_c_error_keys.iloc[-1], back.interference_measured_keys.iloc[-1]))
+    assert tab.rel_error_median.iloc[-1] == pytest.approx(want, rel=1e-12)
     assert png.stat().st_size > 1000 and ipng.stat().st_size > 1000
     # both figures name the corpus behind C (from the table's metadata)
     frame = editing_figures.read_tables([out])
     for make in (editing_figures.trajectory_figure, editing_figures.interference_figure):
-        fig, _ = make(frame)
+        fig = make(frame)[0]
         assert "C from corpus pydoc-test" in fig._suptitle.get_text()
 
 
@@ -317,7 +333,7 @@ def test_figure_rejects_a_table_without_the_needed_columns(tmp_path):
 def test_figure_rejects_a_table_that_does_not_name_its_corpus(tmp_path):
     row = {c: [0] for c in editing_figures.NEEDED}
     row.update(method=["rome"], model=["m"], status=["ok"], interference_measured_keys=[[0.0]],
-               interference_predicted_keys=[[0.0]])
+               interference_predicted_c_keys=[[0.0]], interference_c_error_keys=[[0.0]])
     io.write_parquet(pd.DataFrame(row), tmp_path / "nocorpus.parquet", metadata={"method": "rome"})
     with pytest.raises(editing_figures.FigureError, match="nocorpus.parquet: metadata field corpus_id"):
         editing_figures.read_tables([tmp_path / "nocorpus.parquet"])
@@ -339,6 +355,13 @@ def test_workflow_trajectories_on_a_tiny_model(tmp_path):
         assert (res / "logs" / "trajectory" / "tiny-gpt2" / f"{method}.log").exists()
     data = pd.read_csv(res / "figures" / "trajectories" / "trajectories.csv")
     assert set(data.method) == {"rome", "deltaedit"}
+    # the per-step tables: the pre-edit forecast's AUC next to its baselines, the paper's-P interference error
+    auc = pd.read_csv(res / "figures" / "trajectories" / "forecast_auc.csv")
+    assert set(auc.score) == {"risk", "confidence", "key_norm", "random", "measured_displacement"}
+    assert {(m, s) for m, s in zip(auc.method, auc.step)} == {(m, s) for m in ("rome", "deltaedit") for s in (2, 3)}
+    err = pd.read_csv(res / "figures" / "trajectories" / "interference_paper_p.csv")
+    assert sorted(zip(err.method, err.step)) == sorted((m, s) for m in ("rome", "deltaedit") for s in (2, 3))
+    assert (err[err.method == "rome"].rel_error_median < 1e-3).all()  # ROME's direction is the paper's
 
 
 # ---------------------------------------------------------------- the real model (slow)

@@ -2,10 +2,11 @@
 
 trajectory_figure: unrelated-knowledge confidence (mean held-out P(target_true)), retention of earlier edits and
 efficacy against the number of edits; one row of panels per model, one line per method; a diverged trajectory
-ends in a cross. interference_figure: measured ‖(W_n − W_0) k_j‖ against the closed form ‖Σ_i r_i P_ij‖ for every
-held-out key j at every recorded step, with y = x. forecast_figure: the closed form's predicted displacement of each
-held-out fact's key against the change of its log P(true), all steps, a panel per model, the ROC AUC of the
-prediction for "forgotten" (kis.forecast) per method in the legend.
+ends in a cross. interference_figure: measured ‖(W_n − W_0) k_j‖ against the paper's prediction ‖Σ_i r_i P_ij‖
+(P_ij = (C⁻¹k_i)ᵀk_j / (C⁻¹k_i)ᵀk_i) for every held-out key j at every recorded step, with y = x, and the median
+relative error of that prediction per step (interference_table). forecast_figure: per (model, method) the ROC AUC
+for "held-out fact forgotten" at each recorded step of the pre-edit risk and its baselines, and of the measured
+displacement (post-edit, for reference) (kis.forecast.step_table).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 PANELS = (("heldout_p_true", "unrelated knowledge: mean P(true)"), ("retention", "retention of earlier edits"),
           ("efficacy", "efficacy (edits so far)"))
 NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS), "interference_measured_keys",
-          "interference_predicted_keys")
+          "interference_predicted_c_keys", "interference_c_error_keys")
 # (colour, dashes, marker) of each method of kis.editing.METHODS, in that order (kis.editing needs torch, which the
 # figure rules' env lacks; tests/test_editing.py checks the two agree). Methods often coincide (efficacy 1.0 for
 # all): distinct dashes and markers keep every line visible.
@@ -124,57 +125,93 @@ def trajectory_figure(frame: pd.DataFrame, labels: dict | None = None):
 
 
 def interference_points(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, method, step, held-out key j) with step > 0: measured and predicted ‖Δ k_j‖."""
+    """One row per (model, method, step, held-out key j) with step > 0: measured ‖Δ k_j‖, the paper's prediction
+    ‖Σ_i r_i P_ij‖ (u_i = C⁻¹k_i) and the norm of their difference."""
     rows = []
     for rec in frame[frame.step > 0].itertuples():
-        meas, pred = list(rec.interference_measured_keys), list(rec.interference_predicted_keys)
-        if len(meas) != len(pred):
-            raise FigureError(f"{rec.model}/{rec.method} step {rec.step}: {len(meas)} measured but {len(pred)} "
-                              "predicted interference values")
+        meas, pred, err = (list(rec.interference_measured_keys), list(rec.interference_predicted_c_keys),
+                           list(rec.interference_c_error_keys))
+        if not len(meas) == len(pred) == len(err):
+            raise FigureError(f"{rec.model}/{rec.method} step {rec.step}: {len(meas)} measured, {len(pred)} predicted "
+                              f"and {len(err)} error values of the interference")
         rows += [{"model": rec.model, "method": rec.method, "layer": int(rec.layer), "step": int(rec.step), "key": j,
-                  "measured": float(m), "predicted": float(p)} for j, (m, p) in enumerate(zip(meas, pred))]
-    return pd.DataFrame(rows, columns=["model", "method", "layer", "step", "key", "measured", "predicted"])
+                  "measured": float(m), "predicted_paper": float(p), "error": float(e)}
+                 for j, (m, p, e) in enumerate(zip(meas, pred, err))]
+    return pd.DataFrame(rows, columns=["model", "method", "layer", "step", "key", "measured", "predicted_paper",
+                                       "error"])
+
+
+def interference_table(pts: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, method, step): median and max over held-out keys with a nonzero measured displacement of
+    ‖pred_j − meas_j‖ / ‖meas_j‖, pred the paper's prediction (interference_points), and the number of such keys."""
+    rows = []
+    for (model, method, step), g in pts.groupby(["model", "method", "step"], sort=False):
+        g = g[g.measured > 0]
+        rel = (g.error / g.measured).to_numpy(float)
+        rows.append({"model": model, "method": method, "step": int(step),
+                     "rel_error_median": float(np.median(rel)) if len(rel) else float("nan"),
+                     "rel_error_max": float(rel.max()) if len(rel) else float("nan"), "n_keys": len(rel)})
+    return pd.DataFrame(rows, columns=["model", "method", "step", "rel_error_median", "rel_error_max", "n_keys"])
 
 
 def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
-    """(Figure, points): measured vs predicted interference on held-out keys, log-log, y = x, a panel per model."""
+    """(Figure, points, table): a column per model; top: measured interference on held-out keys against the paper's
+    prediction, log-log, y = x; bottom: the median relative error of that prediction against edits, per method."""
     labels = labels or {}
     pts = interference_points(frame)
+    tab = interference_table(pts)
     model_list = list(dict.fromkeys(frame.model))
-    fig, axes = plt.subplots(1, len(model_list), figsize=(4.6 * len(model_list), 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, len(model_list), figsize=(4.6 * len(model_list), 8.0), squeeze=False)
     for c, model in enumerate(model_list):
         ax = axes[0, c]
-        sub = pts[(pts.model == model) & (pts.measured > 0) & (pts.predicted > 0)]
+        sub = pts[(pts.model == model) & (pts.measured > 0) & (pts.predicted_paper > 0)]
         for method in _methods(frame[frame.model == model]):
             s = sub[sub.method == method]
             if len(s):
-                rel = np.median(np.abs(s.measured - s.predicted) / s.measured)
-                ax.scatter(s.predicted, s.measured, s=8, alpha=0.5, color=STYLES.get(method, (None,))[0],
-                           label=f"{method} (median rel. dev. {rel:.1e})")
+                rel = np.median(s.error / s.measured)
+                ax.scatter(s.predicted_paper, s.measured, s=8, alpha=0.5, color=STYLES.get(method, (None,))[0],
+                           label=f"{method} (median rel. error {rel:.1e})")
         if len(sub):
-            lo = float(min(sub.measured.min(), sub.predicted.min()))
-            hi = float(max(sub.measured.max(), sub.predicted.max()))
+            lo = float(min(sub.measured.min(), sub.predicted_paper.min()))
+            hi = float(max(sub.measured.max(), sub.predicted_paper.max()))
             ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
             ax.set_xscale("log")
             ax.set_yscale("log")
             log_ticks(ax.xaxis, [lo, hi])
             log_ticks(ax.yaxis, [lo, hi])
             ax.legend(fontsize=7)
-        ax.set_xlabel("predicted ‖Σ_i r_i P_ij‖")
+        ax.set_xlabel("paper's prediction ‖Σ_i r_i P_ij‖, u_i = C⁻¹k_i")
         ax.set_ylabel("measured ‖(W_n − W_0) k_j‖")
         ax.set_title(labels.get(model, model), fontsize=9)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"Interference on held-out keys\n{corpus_note(frame['corpus_id'])}", fontsize=10)
+        ax = axes[1, c]
+        t = tab[tab.model == model]
+        for method in _methods(t):
+            m = t[(t.method == method) & (t.rel_error_median > 0)].sort_values("step")
+            colour, ls, mk = STYLES.get(method, (None, "-", "o"))
+            ax.plot(m.step, m.rel_error_median, ls=ls, marker=mk, ms=4, color=colour, label=method)
+        if (t.rel_error_median > 0).any():
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        ax.set_xlabel("edits")
+        ax.set_ylabel("median ‖pred − meas‖ / ‖meas‖ (paper's P)")
+        ax.set_title(f"{labels.get(model, model)}: error of the paper's prediction", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"Interference on held-out keys: the paper's P against the measured\n"
+                 f"{corpus_note(frame['corpus_id'])}", fontsize=10)
     fig.tight_layout()
-    return fig, pts
+    return fig, pts, tab
 
 
-def run_trajectories(tables, png, csv, interference_png, interference_csv, labels=None, dpi: int = 300) -> None:
+def run_trajectories(tables, png, csv, interference_png, interference_csv, interference_table_csv, labels=None,
+                     dpi: int = 300) -> None:
     frame = read_tables(tables)
     fig, data = trajectory_figure(frame, labels)
     save(fig, data, png, csv, dpi, float_format=None)
-    fig, pts = interference_figure(frame, labels)
+    fig, pts, tab = interference_figure(frame, labels)
     save(fig, pts, interference_png, interference_csv, dpi, float_format=None)
+    with io.atomic_path(interference_table_csv) as tmp:
+        tab.to_csv(tmp, index=False)
 
 
 def read_forecasts(paths) -> pd.DataFrame:
@@ -182,46 +219,57 @@ def read_forecasts(paths) -> pd.DataFrame:
     return _read(paths, forecast.FORECAST_COLUMNS, "forecast")
 
 
+# line style of each score in the forecast figure: (colour, dashes, marker)
+SCORE_STYLES = {"risk": ("black", "-", "o"), "confidence": ("tab:blue", "--", "s"),
+                "key_norm": ("tab:green", "-.", "^"), "random": ("0.6", ":", "x"),
+                "measured_displacement": ("tab:red", (0, (1, 1)), "D")}
+
+
 def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int = 1000, seed: int = 0):
-    """(Figure, summary): predicted ‖Σ_i Λ_i P_ij‖ (log x) against Δ log P(true) for every held-out fact and recorded
-    step, a panel per model, a colour per method; forgotten facts (lost correctness) drawn as crosses. The legend
-    gives each method's forecast AUC [95 % bootstrap] and the pre-edit top-decile share forgotten (summary rows)."""
+    """(Figure, step table): a row per model, a column per method; in each panel the AUC for "forgotten" against
+    the recorded step of each score of kis.forecast.SCORES with its 95 % bootstrap interval over facts (error bars),
+    chance (0.5) dashed; the measured displacement (post-edit) is drawn for reference, not as a forecast."""
     labels = labels or {}
-    summ = forecast.summary(long, n_boot, seed)
+    tab = forecast.step_table(long, n_boot, seed)
     model_list = list(dict.fromkeys(long.model))
-    fig, axes = plt.subplots(1, len(model_list), figsize=(5.0 * len(model_list), 4.2), squeeze=False)
-    for c, model in enumerate(model_list):
-        ax = axes[0, c]
-        sub = long[(long.model == model) & (long.status == "ok")]
-        for method in _methods(sub):
-            s = sub[(sub.method == method) & (sub.predicted > 0)]
-            colour = STYLES.get(method, (None,))[0]
-            row = summ[(summ.model == model) & (summ.method == method)].iloc[0]
-            auc = (f"AUC {row.auc:.2f} [{row.auc_lo:.2f}, {row.auc_hi:.2f}]" if np.isfinite(row.auc)
-                   else "AUC n/a (no held-out fact forgotten)")
-            label = f"{method}: {auc}, top decile {row.top_decile_forgotten:.2f}"
-            ax.scatter(s.predicted[~s.forgotten], s.delta_logp_true[~s.forgotten], s=8, alpha=0.5, color=colour,
-                       label=label)
-            ax.scatter(s.predicted[s.forgotten], s.delta_logp_true[s.forgotten], s=18, marker="x", color=colour)
-        if len(sub[sub.predicted > 0]):
-            ax.set_xscale("log")
-            log_ticks(ax.xaxis, sub.predicted[sub.predicted > 0])
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set_xlabel("predicted displacement ‖Σ_i Λ_i P_ij‖")
-        ax.set_ylabel("Δ log P(true) since step 0")
-        ax.set_title(f"{labels.get(model, model)} (×: forgotten)", fontsize=9)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Forecast of forgetting on held-out facts\n{corpus_note(long['corpus_id'])}", fontsize=10)
+    method_list = _methods(long)
+    fig, axes = plt.subplots(len(model_list), len(method_list), figsize=(3.4 * len(method_list),
+                             3.0 * len(model_list)), squeeze=False, sharey=True)
+    for r, model in enumerate(model_list):
+        for c, method in enumerate(method_list):
+            ax = axes[r, c]
+            t = tab[(tab.model == model) & (tab.method == method)]
+            for i, score in enumerate(forecast.SCORES):
+                s = t[t.score == score].sort_values("step")
+                if not len(s):
+                    continue
+                colour, ls, mk = SCORE_STYLES.get(score, (None, "-", "o"))
+                x = s.step.to_numpy(float) + (i - 2) * 0.008 * max(1.0, float(t.step.max()))  # side by side
+                yerr = np.vstack([s.auc - s.auc_lo, s.auc_hi - s.auc]).clip(min=0)
+                ax.errorbar(x, s.auc, yerr=np.nan_to_num(yerr), ls=ls, marker=mk, ms=4, lw=1.4, capsize=2,
+                            color=colour, label=score + ("" if score in forecast.PRE_EDIT else " (post-edit)"))
+            ax.axhline(0.5, color="k", lw=0.8, ls="--")
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_xlabel("edits")
+            if c == 0:
+                ax.set_ylabel("AUC for forgotten")
+            n = t.groupby("step").first()
+            note = ", ".join(f"{int(s)}: {int(row.n_forgotten)}/{int(row.n_known)}" for s, row in n.iterrows())
+            ax.set_title(f"{labels.get(model, model)}, {method}\nforgotten/known by step: {note}", fontsize=7)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Forecast of forgetting made before the edits, against baselines (95 % bootstrap over facts)\n"
+                 f"{corpus_note(long['corpus_id'])}", fontsize=10)
     fig.tight_layout()
-    return fig, summ
+    return fig, tab
 
 
 def run_forecast(tables, png, csv, summary_csv, labels=None, dpi: int = 300, n_boot: int = 1000,
                  seed: int = 0) -> None:
-    """Rule fig_forecast: the forecast figure, its points (csv) and the AUC per method (summary_csv)."""
+    """Rule fig_forecast: the forecast figure, the per-fact rows (csv) and the AUC per (model, method, step, score)
+    (summary_csv, kis.forecast.step_table)."""
     long = read_forecasts(tables)
-    fig, summ = forecast_figure(long, labels, n_boot, seed)
+    fig, tab = forecast_figure(long, labels, n_boot, seed)
     save(fig, long.drop(columns=["corpus_id"]), png, csv, dpi, float_format=None)
     with io.atomic_path(summary_csv) as tmp:
-        summ.to_csv(tmp, index=False)
+        tab.to_csv(tmp, index=False)

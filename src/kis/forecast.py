@@ -1,10 +1,12 @@
-"""Forecast of forgetting: does the closed form Σ_i Λ_i P_ij say which held-out facts a lifelong edit stream breaks?
+"""Forecast of forgetting, evaluated: does the pre-edit risk say which held-out facts an edit stream breaks, and does
+it beat baselines that need no superposition?
 
-long_table: one row per (recorded step, held-out fact) from a trajectory table (kis.trajectory): the predicted
-displacement ‖Σ_i Λ_i P_ij‖ of the fact's key at the edited layer(s), the measured ‖(W_n − W_0) k_j‖, Δ log P(true)
-and lost correctness since step 0, and the pre-edit risk. forgetting_auc: ROC AUC of a prediction for "forgotten"
-(correct at step 0, not at step n) with a bootstrap interval. top_decile_forgotten: the share of the riskiest tenth
-that is forgotten at the end. Pure numpy / pandas (the figure env has no torch).
+long_table: one row per (recorded step, held-out fact) from a trajectory table (kis.trajectory): the pre-edit risk
+‖Σ_{i≤s} r̂_i P_ij‖ (kis.preedit, from the unedited model only), the baselines (unedited confidence margin, key
+norm, a seeded random score), the measured displacement ‖(W_n − W_0) k_j‖ (post-edit: not a forecast), Δ log P(true)
+and lost correctness since step 0. step_table: per (model, method, step) and score, the ROC AUC for "forgotten"
+(correct at step 0, not at step s; facts correct at step 0 only) with a 95 % bootstrap interval over facts.
+Pure numpy / pandas (the figure env has no torch).
 """
 from __future__ import annotations
 
@@ -18,24 +20,31 @@ FORECAST_COLUMNS = {
     "step": "edits applied so far (> 0)",
     "status": "the trajectory row's status (ok | diverged)",
     "case_id": "held-out fact",
-    "predicted": "‖Σ_i Λ_i P_ij‖ at the measure layer(s): the closed form's displacement of the fact's key",
-    "measured": "‖(W_n − W_0) k_j‖ there",
+    "risk": "pre-edit forecast ‖Σ_{i≤step} r̂_i P_ij‖ (kis.preedit: unedited model, planned stream, paper's P)",
+    "margin0": "unedited confidence margin: min over target tokens of log p(true) − max log p(other)",
+    "key_norm": "‖k_j‖ at the measure layer, unedited model",
+    "random": "seeded uniform score (one per fact, the same at every step)",
+    "measured": "measured displacement ‖(W_n − W_0) k_j‖ at the measure layer(s) (after the edits: not a forecast)",
     "logp_true": "log P(target_true | prompt) at this step",
     "delta_logp_true": "log P(true) now − at step 0",
     "correct0": "target_true the argmax at every token at step 0",
     "correct": "the same at this step",
     "forgotten": "correct0 and not correct",
-    "prior_risk": "pre-edit forecast sqrt(Σ_i P_ij²) over the planned stream (kis.trajectory.prior_risk)",
 }
-NEEDED = ("model", "method", "step", "status", "interference_measured_keys", "interference_predicted_keys",
-          "heldout_logp_true_facts", "heldout_correct_facts", "prior_risk_facts")
+NEEDED = ("model", "method", "step", "status", "interference_measured_keys", "heldout_logp_true_facts",
+          "heldout_correct_facts", "forecast_risk_facts", "heldout_margin_facts", "heldout_key_norm_facts")
+# score name → (long_table column, sign: higher score = more at risk, when it is known)
+SCORES = {"risk": ("risk", 1.0), "confidence": ("margin0", -1.0), "key_norm": ("key_norm", 1.0),
+          "random": ("random", 1.0), "measured_displacement": ("measured", 1.0)}
+PRE_EDIT = ("risk", "confidence", "key_norm", "random")  # the rest is known only after the edits
+STEP_COLUMNS = ["model", "method", "step", "score", "pre_edit", "auc", "auc_lo", "auc_hi", "n_known", "n_forgotten"]
 
 
-def long_table(traj: pd.DataFrame, test_case_ids) -> pd.DataFrame:
+def long_table(traj: pd.DataFrame, test_case_ids, seed: int = 0) -> pd.DataFrame:
     """FORECAST_COLUMNS, one row per (step > 0, held-out fact), from one trajectory table (rows of one method)."""
     missing = [c for c in NEEDED if c not in traj.columns]
     if missing:
-        raise ValueError(f"trajectory table lacks column(s) {missing} (written before the forecast existed?)")
+        raise ValueError(f"trajectory table lacks column(s) {missing} (written before the pre-edit forecast existed?)")
     ids = [int(c) for c in test_case_ids]
     t = traj.sort_values("step")
     base = t[t.step == 0]
@@ -43,21 +52,24 @@ def long_table(traj: pd.DataFrame, test_case_ids) -> pd.DataFrame:
         raise ValueError("trajectory table has no step 0 (the unedited model)")
     lp0 = np.asarray(base.heldout_logp_true_facts.iloc[0], dtype=float)
     c0 = np.asarray(base.heldout_correct_facts.iloc[0], dtype=bool)
+    rand = np.random.default_rng(seed).random(len(ids))
     frames = []
     for rec in t[t.step > 0].itertuples():
-        cols = {"predicted": rec.interference_predicted_keys, "measured": rec.interference_measured_keys,
-                "logp_true": rec.heldout_logp_true_facts, "correct": rec.heldout_correct_facts,
-                "prior_risk": rec.prior_risk_facts}
+        cols = {"measured": rec.interference_measured_keys, "logp_true": rec.heldout_logp_true_facts,
+                "correct": rec.heldout_correct_facts, "risk": rec.forecast_risk_facts,
+                "margin0": rec.heldout_margin_facts, "key_norm": rec.heldout_key_norm_facts}
         for name, v in cols.items():
             if len(v) != len(ids):
                 raise ValueError(f"{rec.method} step {rec.step}: {len(v)} values of {name} for {len(ids)} held-out facts")
         lp, ok = np.asarray(cols["logp_true"], dtype=float), np.asarray(cols["correct"], dtype=bool)
         frames.append(pd.DataFrame({"model": rec.model, "method": rec.method, "step": int(rec.step),
                                     "status": rec.status, "case_id": ids,
-                                    "predicted": np.asarray(cols["predicted"], dtype=float),
+                                    "risk": np.asarray(cols["risk"], dtype=float),
+                                    "margin0": np.asarray(cols["margin0"], dtype=float),
+                                    "key_norm": np.asarray(cols["key_norm"], dtype=float), "random": rand,
                                     "measured": np.asarray(cols["measured"], dtype=float), "logp_true": lp,
                                     "delta_logp_true": lp - lp0, "correct0": c0, "correct": ok,
-                                    "forgotten": c0 & ~ok, "prior_risk": np.asarray(cols["prior_risk"], dtype=float)}))
+                                    "forgotten": c0 & ~ok}))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(FORECAST_COLUMNS))
     return out[list(FORECAST_COLUMNS)]
 
@@ -73,8 +85,9 @@ def auc(pred, label) -> float:
 
 
 def forgetting_auc(pred, forgotten, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    """(AUC, 2.5 %, 97.5 % bootstrap percentiles) of `pred` for `forgotten`; resamples with one class are
-    skipped; NaN when the sample has one class."""
+    """(AUC, 2.5 %, 97.5 % bootstrap percentiles) of `pred` for `forgotten`, resampling the rows (facts) with
+    replacement; resamples with one class are skipped; NaN when the sample has one class. The resamples depend on
+    the seed and the number of rows only: scores of the same facts share them (paired)."""
     pred, forgotten = np.asarray(pred, dtype=float), np.asarray(forgotten, dtype=bool)
     a = auc(pred, forgotten)
     if not np.isfinite(a):
@@ -92,30 +105,19 @@ def forgetting_auc(pred, forgotten, n_boot: int = 1000, seed: int = 0) -> tuple[
     return a, float(lo), float(hi)
 
 
-def top_decile_forgotten(risk, forgotten) -> float:
-    """Share forgotten among the ceil(10 %) of facts of highest risk (NaN without facts)."""
-    risk, forgotten = np.asarray(risk, dtype=float), np.asarray(forgotten, dtype=bool)
-    if not len(risk):
-        return float("nan")
-    n = max(1, int(np.ceil(len(risk) / 10)))
-    return float(forgotten[np.argsort(-risk, kind="stable")[:n]].mean())
-
-
-def summary(long: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per (model, method): AUC of the predicted displacement for "forgotten" over every recorded step (facts
-    correct at step 0), its interval, and the pre-edit forecast's top decile forgotten at the last ok step."""
+def step_table(long: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """STEP_COLUMNS: per (model, method, recorded step with status ok) and score of SCORES, the AUC of the score
+    (signed: higher = more at risk) for "forgotten" among the facts correct at step 0, with its bootstrap interval
+    over those facts (one row per fact at one step: the facts are the resampled units)."""
     rows = []
-    for (model, method), g in long.groupby(["model", "method"], sort=False):
-        g = g[g.status == "ok"]
-        known = g[g.correct0]
-        a, lo, hi = forgetting_auc(known.predicted, known.forgotten, n_boot, seed)
-        last = g[g.step == g.step.max()] if len(g) else g
-        rows.append({"model": model, "method": method, "auc": a, "auc_lo": lo, "auc_hi": hi,
-                     "n_pairs": len(known), "n_forgotten": int(known.forgotten.sum()),
-                     "last_step": int(last.step.max()) if len(last) else 0,
-                     "forgotten_at_end": float(last.forgotten[last.correct0].mean()) if last.correct0.any()
-                     else float("nan"),
-                     "top_decile_forgotten": top_decile_forgotten(last.prior_risk[last.correct0],
-                                                                  last.forgotten[last.correct0])})
-    return pd.DataFrame(rows, columns=["model", "method", "auc", "auc_lo", "auc_hi", "n_pairs", "n_forgotten",
-                                       "last_step", "forgotten_at_end", "top_decile_forgotten"])
+    for (model, method, step), g in long[long.status == "ok"].groupby(["model", "method", "step"], sort=True):
+        known = g[g.correct0.astype(bool)]
+        if known.case_id.duplicated().any():
+            raise ValueError(f"{model}/{method} step {step}: a held-out fact appears twice")
+        y = known.forgotten.to_numpy(bool)
+        for score, (col, sign) in SCORES.items():
+            a, lo, hi = forgetting_auc(sign * known[col].to_numpy(float), y, n_boot, seed)
+            rows.append({"model": model, "method": method, "step": int(step), "score": score,
+                         "pre_edit": score in PRE_EDIT, "auc": a, "auc_lo": lo, "auc_hi": hi,
+                         "n_known": len(known), "n_forgotten": int(y.sum())})
+    return pd.DataFrame(rows, columns=STEP_COLUMNS)

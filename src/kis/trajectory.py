@@ -4,7 +4,9 @@ A seeded permutation of the known facts gives the edit stream (first n_edits) an
 n_test). After every `eval_every` edits (and at step 0, before any edit) one row is recorded (columns:
 TRAJECTORY_COLUMNS): held-out confidence P(target_true) and accuracy, retention of earlier edits,
 CounterFact efficacy / paraphrase / neighborhood success over the edits so far, ‖ΔW‖_F, and interference on the
-held-out keys at the measure layer, measured ‖(W_n − W_0) k_j‖ against the closed form ‖Σ_i r_i P_ij‖.
+held-out keys at the measure layer: the measured displacement ‖(W_n − W_0) k_j‖ and the paper's prediction of it,
+‖Σ_i r_i P_ij‖ with P_ij = (C⁻¹k_i)ᵀk_j / (C⁻¹k_i)ᵀk_i, and the pre-edit forecast of forgetting (kis.preedit,
+computed before the first edit).
 A diverging edit (non-finite update, weight or metric; singular solve) is recorded as a row with status
 "diverged" and ends the trajectory; the rows before it are kept.
 
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import editing, keys, models, probe
+from . import editing, keys, models, preedit, probe
 from .io import atomic_path, first_difference, read_parquet_metadata, write_parquet
 
 log = logging.getLogger(__name__)
@@ -59,10 +61,12 @@ TRAJECTORY_COLUMNS = {
     "interference_measured": "mean over held-out keys j (bare prompt, subject's last token) of ‖(W_n − W_0) k_j‖ at "
                              "the measure layer",
     "interference_predicted": "mean over held-out keys j of ‖Σ_i r_i P_ij‖, P_ij = u_iᵀk_j / u_iᵀk_i from the update "
-                              "direction u_i the method used (C⁻¹k_i for ROME / r-ROME / MEMIT: the paper's P)",
+                              "direction u_i the method used: bookkeeping (equals the measured displacement for any "
+                              "sum of rank-one updates; a check of the code, not of the paper)",
     "interference_predicted_c": "the same with the paper's P from u_i = C⁻¹k_i for every method (equals "
                                 "interference_predicted for ROME, r-ROME and MEMIT)",
-    "interference_rel_error_median": "median over held-out keys j of ‖measured_j − predicted_j‖ / ‖measured_j‖",
+    "interference_rel_error_median": "median over held-out keys j of ‖measured_j − predicted_j‖ / ‖measured_j‖ "
+                                     "(bookkeeping: the directions used)",
     "interference_rel_error_max": "max over held-out keys j of ‖measured_j − predicted_j‖ / ‖measured_j‖ (dominated "
                                   "by keys that barely move)",
     "interference_measured_keys": "list: ‖(W_n − W_0) k_j‖ per held-out key",
@@ -72,10 +76,19 @@ TRAJECTORY_COLUMNS = {
     # per held-out fact (the forecast of forgetting, kis.forecast; added after the columns above, which are unchanged)
     "heldout_logp_true_facts": "list: log P(target_true | prompt) per held-out fact (order of test_case_ids)",
     "heldout_correct_facts": "list: whether target_true is the teacher-forced argmax at every token, per held-out fact",
-    "prior_risk_facts": "list: pre-edit forecast per held-out fact, sqrt(Σ_i P_ij²) over the planned stream's keys at "
-                        "the measure layer (unedited model; prior_risk)",
+    "forecast_risk_facts": "list: pre-edit forecast per held-out fact, ‖Σ_{i≤step} r̂_i P_ij‖ over the planned stream "
+                           "(kis.preedit: unedited model only, computed before the first edit)",
     "edit_layers": "list: the layer each edit of this step wrote (its key, residual and direction; wilke / kis choose "
                    "one per edit)",
+    # the paper's P against the measured displacement, and the pre-edit baselines (issue 27; after the columns above)
+    "interference_predicted_c_keys": "list: ‖Σ_i r_i P_ij‖ per held-out key with the paper's P (u_i = C⁻¹k_i)",
+    "interference_c_error_keys": "list: ‖measured_j − predicted_j‖ per held-out key with the paper's P",
+    "interference_c_rel_error_median": "median over held-out keys j of ‖measured_j − predicted_j‖ / ‖measured_j‖ with "
+                                       "the paper's P (u_i = C⁻¹k_i): how far the paper's formula is from the method",
+    "heldout_margin_facts": "list: unedited confidence margin per held-out fact, min over target tokens of "
+                            "log p(true) − max log p(other) (kis.preedit; the same in every row)",
+    "heldout_key_norm_facts": "list: ‖k_j‖ of each held-out fact's key at the measure layer, unedited model (the same "
+                              "in every row)",
 }
 
 
@@ -276,15 +289,6 @@ def interference(U, K_edit, R, K_test, dW) -> tuple[np.ndarray, np.ndarray, np.n
     return meas.norm(dim=0).cpu().numpy(), pred.norm(dim=0).cpu().numpy(), (meas - pred).norm(dim=0).cpu().numpy()
 
 
-def prior_risk(L, K_plan: torch.Tensor, K_test: torch.Tensor) -> np.ndarray:
-    """Pre-edit forecast of forgetting per held-out key j: sqrt(Σ_i P_ij²), P_ij = (C⁻¹k_i)ᵀk_j / (C⁻¹k_i)ᵀk_i over
-    the planned stream's keys k_i (columns of K_plan, f × n) taken from the unedited model. First order: if every
-    edit's residual Λ_i had one norm λ̂ (e.g. from one v* at the nominal layer) and independent directions,
-    E‖Σ_i Λ_i P_ij‖² = λ̂² Σ_i P_ij²; λ̂ does not change the ranking, so it is left out."""
-    P = editing.p_matrix(editing.whiten(L, K_plan), K_plan.double(), K_test.double())
-    return P.pow(2).sum(0).sqrt().cpu().numpy()
-
-
 def _rel(err, meas, how) -> float:
     return float(how(err / np.maximum(meas, 1e-300))) if len(meas) else float("nan")
 
@@ -299,6 +303,9 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
     displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact.
+    Before the first edit the pre-edit forecast (kis.preedit.compute: risk per held-out fact for every step of the
+    planned stream, confidence margin, key norm) is taken from the model as given — the unedited one; a resumed run
+    reads it from the checkpoint, where its first part stored it before its first edit.
     log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only).
     progress: called with the rows so far after every row is recorded (step 0 included), so that a caller can write
     partial results that outlive a kill.
@@ -320,10 +327,6 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     Kt = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=mls,
                        batch_size=batch_size)
     K_test = {layer: Kt[i].to(dev).T for i, layer in enumerate(mls)}  # f × m
-    # the pre-edit forecast: the planned stream's keys at the measure layer, from the unedited model
-    K_plan = keys.averaged(model, tok, [f["prompt"] for f in edits], [f["subject"] for f in edits], layers=[ml],
-                           batch_size=batch_size)[0].to(dev).T
-    risk = prior_risk(editor.chol[ml], K_plan, K_test[ml]).tolist() if edits else [0.0] * len(test)
     edit_keys, resids, dirs = ({layer: [] for layer in mls} for _ in range(3))
     done, window, rows, n_triggered = [], [], [], 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
@@ -331,7 +334,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
         editor, model, edits, test, model_name=model_name, layers=layers,
         steps=sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every),
         evaluation={"max_neighborhood": max_neighborhood, "fluency_prompts": fluency_prompts,
-                    "fluency_max_len": int(fluency_max_len)},
+                    "fluency_max_len": int(fluency_max_len), "forecast": preedit.RULE},
         inputs=inputs)
     start = 0
     st = None
@@ -343,6 +346,10 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
                 raise
             log.warning("%s — starting the trajectory over", e)
             ckpt.unlink()
+    # the pre-edit forecast, from the unedited model before any edit (a resumed run takes the one its first part
+    # computed, before its first edit, from the checkpoint)
+    pre = ({k: np.asarray(v) for k, v in st["preedit"].items()} if st is not None else
+           preedit.compute(model, tok, editor, edits, test, K_test[ml], batch_size))
     if st is not None:
         start = int(st["n"])
         with torch.no_grad():
@@ -363,21 +370,22 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
 
     def row(step, status="ok", reason=""):
         dW = {layer: models.ffn_weight(model, layer).detach().double() - W0[layer] for layer in layers}
-        sq = np.zeros((4, len(test)))  # squared norms of measured, predicted, error, predicted with C⁻¹k
+        sq = np.zeros((5, len(test)))  # squared norms: measured, predicted, error; predicted and error with C⁻¹k
         for layer in mls:
             if edit_keys[layer]:
                 K_edit, R = torch.stack(edit_keys[layer], 1), torch.stack(resids[layer], 1)
                 U = torch.stack(dirs[layer], 1)
                 got = interference(U, K_edit, R, K_test[layer], dW[layer])
                 got_c = interference(editing.whiten(editor.chol[layer], K_edit), K_edit, R, K_test[layer],
-                                     dW[layer])[1]
-                sq += np.stack([*got, got_c]) ** 2
-        meas, pred, err, pred_c = np.sqrt(sq)
+                                     dW[layer])[1:]
+                sq += np.stack([*got, *got_c]) ** 2
+        meas, pred, err, pred_c, err_c = np.sqrt(sq)
         any_edit = any(edit_keys[layer] for layer in mls)
         r = {"step": step, "method": editor.name, "model": model_name, "layer": ml, "status": status,
              "reason": reason, "case_id": str(done[-1]["case_id"]) if done else "",
              **evaluate(model, tok, done, test, max_neighborhood, batch_size, fluency_prompts, fluency_max_len),
-             "prior_risk_facts": risk, "edit_layers": [w[4] for w in window],
+             "forecast_risk_facts": pre["risk"][min(step, len(pre["risk"]) - 1)].tolist(),
+             "edit_layers": [w[4] for w in window],
              "new_edit_efficacy": float(np.mean([w[0] for w in window])) if window else float("nan"),
              "new_edit_p_new": float(np.mean([w[1] for w in window])) if window else float("nan"),
              "v_prob": float(np.mean([w[2] for w in window])) if window else float("nan"),
@@ -388,7 +396,10 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
              "interference_rel_error_median": _rel(err, meas, np.median) if any_edit else float("nan"),
              "interference_rel_error_max": _rel(err, meas, np.max) if any_edit else float("nan"),
              "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
-             "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window))}
+             "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window)),
+             "interference_predicted_c_keys": pred_c.tolist(), "interference_c_error_keys": err_c.tolist(),
+             "interference_c_rel_error_median": _rel(err_c, meas, np.median) if any_edit else float("nan"),
+             "heldout_margin_facts": pre["margin"].tolist(), "heldout_key_norm_facts": pre["key_norm"].tolist()}
         return r
 
     def frame() -> pd.DataFrame:
@@ -404,6 +415,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
               "n_triggered": n_triggered, "rng": torch.get_rng_state(),
               "weights": {layer: models.ffn_weight(model, layer).detach().cpu().clone() for layer in layers},
               "editor": editing.editor_state(editor),
+              "preedit": {k: torch.as_tensor(np.asarray(v)) for k, v in pre.items()},
               **{name: {layer: [t.detach().cpu() for t in d[layer]] for layer in mls}
                  for name, d in (("edit_keys", edit_keys), ("resids", resids), ("dirs", dirs))}}
         with atomic_path(ckpt) as tmp:
@@ -577,9 +589,9 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     def progress(so_far: pd.DataFrame):  # run() hands over the rows recorded so far; the last one is new
         r = so_far.iloc[-1]
         logger.info("step %d: held-out P(true) %.4f, acc %.3f, retention %.3f, efficacy %.3f, interference "
-                    "measured %.4g vs predicted %.4g (%.1f s so far)", r["step"], r["heldout_p_true"],
+                    "measured %.4g vs the paper's P %.4g (%.1f s so far)", r["step"], r["heldout_p_true"],
                     r["heldout_acc"], r["retention"], r["efficacy"], r["interference_measured"],
-                    r["interference_predicted"], time.perf_counter() - t0)
+                    r["interference_predicted_c"], time.perf_counter() - t0)
 
     checkpointed = int(checkpoint_every) > 0
     rows = run(net, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),

@@ -1,4 +1,4 @@
-"""Rule fig_forecast: predicted displacement against Δ log P(true) of held-out facts, and the forecast AUC per method
+"""Rule fig_forecast: AUC per recorded step of the pre-edit forecast of forgetting and its baselines
 (kis.editing_figures.run_forecast)."""
 from kis import editing_figures
 from kis.io import run

@@ -1,0 +1,93 @@
+"""Forecast of forgetting made before any edit is applied, from the unedited model only, and its baselines.
+
+risk_j(s) = ‖Σ_{i≤s} r̂_i P_ij‖,  P_ij = (C⁻¹k_i)ᵀk_j / (C⁻¹k_i)ᵀk_i   (the paper's closed form, planned stream i ≤ s)
+
+at the editor's measure layer: k_i the planned edits' keys (template mean k̄_i, as ROME's u = C⁻¹k̄), k_j the
+held-out facts' keys (bare prompt, subject's last token, as the measured interference), r̂_i = δ_i = v*_i − W k₀,i the
+value shift ROME's v* optimisation (vstar.optimize_delta, the method's v* hyperparameters, ROME's "mlp" objective at
+the measure layer) asks for on the unedited model. Baselines that need no superposition: the fact's unedited
+confidence margin (min over its target tokens of log p(true token) − max log p(other token), teacher-forced; > 0 iff
+the fact is correct) and the norm of its key. Nothing here reads an edited weight: `compute` runs before the first
+edit (kis.trajectory.run; tests/test_forecast.py checks the forecast is the same when the edits are not applied).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import editing, keys, probe, vstar
+
+# what the forecast is: part of a trajectory checkpoint's signature (another rule → another forecast → no resume)
+RULE = ("risk ‖Σ_{i≤s} δ_i P_ij‖ at the measure layer, δ_i ROME v* (method's v* hp) on the unedited model, "
+        "P from C⁻¹k̄_i, k_j bare prompt; baselines: confidence margin, key norm (v1)")
+
+
+def cumulative_risk(L: torch.Tensor, K_plan: torch.Tensor, R_hat: torch.Tensor, K_test: torch.Tensor) -> np.ndarray:
+    """(n + 1, m): row s = ‖Σ_{i≤s} r̂_i P_ij‖ for every held-out key j (row 0: no edit, zeros). L: Cholesky factor of
+    C; K_plan (f × n) the planned keys in stream order; R_hat (d × n) their residual estimates; K_test (f × m)."""
+    n, m = K_plan.shape[1], K_test.shape[1]
+    out = np.zeros((n + 1, m))
+    if n == 0:
+        return out
+    K_plan, K_test = K_plan.double(), K_test.double()
+    P = editing.p_matrix(editing.whiten(L, K_plan), K_plan, K_test)       # n × m
+    acc = torch.zeros(R_hat.shape[0], m, dtype=torch.float64, device=P.device)
+    for s in range(n):  # Σ_{i≤s} r̂_i P_ij, one planned edit at a time
+        acc += torch.outer(R_hat[:, s].double(), P[s])
+        out[s + 1] = acc.norm(dim=0).cpu().numpy()
+    return out
+
+
+def residual_estimates(model, tok, edits: list[dict], layer: int, templates, hp: dict, kl_prompt: str) -> torch.Tensor:
+    """R̂ (d × n) float64: δ_i = v*_i − W k₀,i of each planned edit at `layer`, optimised on the model as it is."""
+    out = []
+    for fact in edits:
+        res = vstar.optimize_delta(model, tok, prompt=fact["prompt"], subject=fact["subject"],
+                                   target=fact["target_new"], layer=layer, templates=templates, hp=hp,
+                                   kl_prompt=kl_prompt, norm="mlp")
+        if not bool(torch.isfinite(res.delta).all()):
+            raise ValueError(f"pre-edit forecast: non-finite v* shift for case {fact['case_id']} at layer {layer}")
+        out.append(res.delta.double())
+    return torch.stack(out, 1)
+
+
+@torch.no_grad()
+def confidence_margin(model, tok, facts: list[dict], batch_size: int = 32) -> np.ndarray:
+    """Per fact: min over the tokens t_k of " " + target_true of log p(t_k) − max_{v ≠ t_k} log p(v), teacher-forced
+    after the prompt (> 0 iff target_true is the argmax at every token: kis.trajectory.score's "correct")."""
+    texts = [f["prompt"].format(f["subject"]) for f in facts]
+    prompts = [probe.prompt_ids(tok, x) for x in texts]
+    tgts = [probe.target_ids(tok, x, f["target_true"]) for x, f in zip(texts, facts)]
+    out = np.zeros(len(facts))
+    for start in range(0, len(facts), batch_size):
+        idx = list(range(start, min(start + batch_size, len(facts))))
+        at = [range(len(prompts[i]) - 1, len(prompts[i]) + len(tgts[i]) - 1) for i in idx]
+        lg = probe.logits(model, [prompts[i] + tgts[i] for i in idx], probe.pad_id(tok), positions=at)  # (B, K, V)
+        logp = torch.log_softmax(lg.double(), dim=-1)
+        for b, i in enumerate(idx):
+            pos = torch.arange(len(tgts[i]), device=logp.device)
+            tt = torch.tensor(tgts[i], device=logp.device)
+            own = logp[b, pos, tt]
+            other = logp[b, pos].clone()
+            other[pos, tt] = -torch.inf
+            out[i] = float((own - other.max(-1).values).min())
+    return out
+
+
+def compute(model, tok, editor, edits: list[dict], test: list[dict], K_test: torch.Tensor,
+            batch_size: int = 32) -> dict:
+    """The pre-edit forecast of one trajectory, from the model as it is (call it before the first edit):
+    {"risk": (n + 1, m) cumulative_risk, "margin": (m,), "key_norm": (m,) ‖k_j‖} at editor.measure_layer, K_test
+    (f × m) the held-out keys there."""
+    ml = editor.measure_layer
+    m = K_test.shape[1]
+    if edits:
+        K_plan = keys.averaged(model, tok, [f["prompt"] for f in edits], [f["subject"] for f in edits], layers=[ml],
+                               templates=editor.templates, batch_size=batch_size,
+                               where="pre-edit forecast: ")[0].to(K_test.device).T
+        R_hat = residual_estimates(model, tok, edits, ml, editor.templates, editor.hp, editor.kl_prompt)
+        risk = cumulative_risk(editor.chol[ml], K_plan, R_hat.to(K_test.device), K_test)
+    else:
+        risk = np.zeros((1, m))
+    margin = confidence_margin(model, tok, test, batch_size) if test else np.zeros(0)
+    return {"risk": risk, "margin": margin, "key_norm": K_test.double().norm(dim=0).cpu().numpy()}
