@@ -140,8 +140,10 @@ def orthogonal_complement(M: torch.Tensor, threshold: float, max_rank: int) -> t
 
 @dataclass
 class DriftMonitor:
-    """EMA mean μ and variance σ² of a score; `check(s)` is True when |s − μ| > α·σ after `warmup` scores
-    (DeltaEdit). Scores that trigger are not folded into the averages."""
+    """EMA mean μ and variance σ² of a score; `check(s)` is True when |s − μ| > α·σ after `warmup` scores, or, given
+    the edit number, from edit warmup + 1 on (DeltaEdit: `case_ids > 20`, CaoD-USTC/DeltaEdit DeltaEdit/compute_z.py:161,
+    case_ids counting the edits so far including this one, :15, :28-29; its first edit has no score, so counting
+    scores would start a step late). Scores that trigger are not folded into the averages."""
     alpha: float
     decay: float = 0.9
     warmup: int = 20
@@ -149,12 +151,12 @@ class DriftMonitor:
     var: float = 0.0
     seen: int = 0
 
-    def check(self, s: float) -> bool:
+    def check(self, s: float, edit: int | None = None) -> bool:
         self.seen += 1
         if self.mean is None:
             self.mean = s
             return False
-        if self.seen > self.warmup and self.var > 0 and abs(s - self.mean) > self.alpha * self.var ** 0.5:
+        if (self.seen if edit is None else int(edit)) > self.warmup and self.var > 0 and abs(s - self.mean) > self.alpha * self.var ** 0.5:
             return True
         self.mean = self.decay * self.mean + (1 - self.decay) * s
         self.var = self.decay * self.var + (1 - self.decay) * (s - self.mean) ** 2
@@ -617,7 +619,7 @@ class DeltaEdit(AlphaEdit):
         k = fact_key(self.model, self.tok, fact, self.z_layer, ["{}"])[0]
         noise = self.A @ k
         score = float(noise.norm())
-        if not self.monitor.check(score):
+        if not self.monitor.check(score, edit=self.n_edits):
             return None, False, {"drift": score}
         d = self.A.shape[0]
         M = torch.cat([noise[:, None], self.A], 1)                     # [A k, A]: d × (1 + f)
