@@ -274,4 +274,6 @@ def test_protected_and_heldout_never_overlap(covs):
 def test_new_trajectory_columns_come_after_the_old_ones():
     cols = list(trajectory.TRAJECTORY_COLUMNS)
     assert cols.index("seconds") == cols.index("heldout_logp_true_facts") - 1
-    assert cols[-4:] == ["heldout_logp_true_facts", "heldout_correct_facts", "prior_risk_facts", "edit_layers"]
+    at = cols.index("heldout_logp_true_facts")
+    assert cols[at:at + 4] == ["heldout_logp_true_facts", "heldout_correct_facts", "prior_risk_facts", "edit_layers"]
+    assert cols[at + 4:at + 7] == ["efficacy_magnitude", "paraphrase_magnitude", "neighborhood_magnitude"]
