@@ -586,7 +586,15 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
                 hp["sources"].get("layer", hp["sources"].get("layers")))
     covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
-    templates = list(settings["context_templates"])
+    if settings["context_templates"] == "generated":  # sampled from the unedited model (kis.templates)
+        from . import templates as tmpl
+
+        templates = tmpl.generate(net, tok, method, int(settings["template_seed"]))
+        template_source = f"generated: {method}'s recipe (kis.templates), seed {int(settings['template_seed'])}"
+        logger.info("%s on %s: %d context templates %s: %s", method, model_name, len(templates), template_source,
+                    templates)
+    else:
+        templates, template_source = list(settings["context_templates"]), "fixed list (editing.context_templates)"
     torch.manual_seed(seed)
     editor = editing.make_editor(method, net, tok, covs, hp, templates, settings["kl_prompt"],
                                  float(settings["cov_ridge"]), protected=facts_by_id(frame, protected_ids))
@@ -609,7 +617,8 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                checkpoint_every=max(1, int(checkpoint_every)))
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
-            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates, "layers": list(layers),
+            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
+            "context_templates_source": template_source, "layers": list(layers),
             "precision": editor.precision,
             "edit_case_ids": edit_ids, "test_case_ids": test_ids, "protected_case_ids": protected_ids,
             "facts_source": fmeta.get("source"),
