@@ -224,6 +224,8 @@ def edit_settings(wc):
     common = ("n_edits", "n_test", "eval_every", "seed", "require_known", "max_neighborhood", "cov_ridge",
               "kl_prompt", "context_templates", "layer_fraction", "fluency_prompts", "fluency_max_len")
     out = {k: editing[k] for k in common}
+    if editing["context_templates"] == "generated":  # sampled from the model (kis.templates): their seed
+        out["template_seed"] = editing["template_seed"]
     out["defaults"] = {wc.method: editing["defaults"][wc.method]}
     # the layers a method may borrow (kis.editing.resolve_hparams): ROME's layer, the MEMIT family's windows
     borrow = {"rome", "alphaedit", "memit", "deltaedit"} - {wc.method}

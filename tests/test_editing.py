@@ -237,6 +237,26 @@ def test_drift_monitor_matches_manual_ema_and_triggers_after_warmup():
     assert fired[6] and sum(fired) == 1
 
 
+def test_deltaedit_drift_check_starts_at_edit_21_as_its_code(covs):
+    """DeltaEdit's code may constrain δ from edit 21 on (`case_ids > 20`, CaoD-USTC/DeltaEdit DeltaEdit/compute_z.py:161;
+    case_ids counts the edits including this one): with a score far outside μ ± α·σ, edit 20 is not constrained and
+    edit 21 is. Edit 1 leaves no score, so counting scores instead (seen) would start at edit 22."""
+    from editfix import hp_for, peaked_tiny, tiny_facts
+
+    model, tok = peaked_tiny()
+    hp = {**hp_for("deltaedit", covs, [0, 1, 2]), "warmup": 20, "var": 1.5}
+    ed = editing.make_editor("deltaedit", model, tok, covs, hp, ["{}"])
+    ed.A = torch.randn(ed.A.shape, dtype=ed.A.dtype, generator=torch.Generator().manual_seed(0))
+    fact = tiny_facts()[0]
+    far = 10 * float((ed.A @ editing.fact_key(model, tok, fact, ed.z_layer, ["{}"])[0]).norm()) + 1.0
+    for edit, want in ((20, False), (21, True), (22, True)):
+        ed.n_edits = edit - 1
+        ed.monitor = editing.DriftMonitor(alpha=1.5, decay=0.9, warmup=20, mean=far, var=1e-6, seen=edit - 2)
+        _, triggered, info = ed.project(fact)
+        assert triggered == want and ed.n_edits == edit and ed.monitor.seen == edit - 1
+        assert ("rank" in info) == want
+
+
 SETTINGS = {"layer_fraction": 0.2,
             "defaults": {"rome": {"v_lr": 0.5}, "memit": {"span": 5, "mom2_update_weight_per_ff": 0.5},
                          "alphaedit": {"span": 3}, "deltaedit": {}},

@@ -228,6 +228,37 @@ def test_neighborhood_success_is_strict_and_uses_all_prompts(monkeypatch):
     assert trajectory.evaluate(None, None, [fact], [], max_neighborhood=5, fluency_prompts=0)["neighborhood"] == 0
 
 
+def test_counterfact_magnitudes_equal_an_independent_computation():
+    """efficacy / paraphrase / neighborhood magnitude (ROME's experiments/summarize.py: rewrite_diff, paraphrase_diff,
+    neighborhood_diff) from one forward per prompt and target, P = exp(mean per-token log p): P(new) − P(true) on the
+    rewrite and paraphrase prompts, P(true) − P(new) on the neighbours, averaged per fact, then over the facts."""
+    from kis import probe
+
+    model, tok = peaked_tiny()
+    facts = tiny_facts()[:3]
+    facts[1] = dict(facts[1], paraphrase_prompts=[])  # a fact without paraphrases does not count there
+
+    def p(text, target):
+        ids, tgt = probe.prompt_ids(tok, text), probe.target_ids(tok, text, target)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids + tgt])).logits[0].double(), -1)
+        return float(np.exp(np.mean([float(logp[len(ids) - 1 + j, t]) for j, t in enumerate(tgt)])))
+
+    def diff(text, f):
+        return p(text, f["target_new"]) - p(text, f["target_true"])
+
+    eff = np.mean([diff(f["prompt"].format(f["subject"]), f) for f in facts])
+    para = np.mean([np.mean([diff(q, f) for q in f["paraphrase_prompts"]]) for f in facts if f["paraphrase_prompts"]])
+    nb = np.mean([np.mean([-diff(q, f) for q in f["neighborhood_prompts"][:1]]) for f in facts])
+    out = trajectory.evaluate(model, tok, facts, facts[5:7], max_neighborhood=1, fluency_prompts=0)
+    assert out["efficacy_magnitude"] == pytest.approx(eff, rel=1e-5, abs=1e-9)
+    assert out["paraphrase_magnitude"] == pytest.approx(para, rel=1e-5, abs=1e-9)
+    assert out["neighborhood_magnitude"] == pytest.approx(nb, rel=1e-5, abs=1e-9)
+    assert abs(eff) > 1e-6 and abs(para) > 1e-6 and abs(nb) > 1e-6
+    empty = trajectory.evaluate(model, tok, [], facts[5:7], fluency_prompts=0)
+    assert all(np.isnan(empty[k]) for k in ("efficacy_magnitude", "paraphrase_magnitude", "neighborhood_magnitude"))
+
+
 def test_generation_prompts_fall_back_to_the_rewrite_prompt():
     f = tiny_facts()[0]
     assert trajectory.generation_prompts([f], None) == f["generation_prompts"]

@@ -11,9 +11,10 @@ MEMIT (keys K f×n, residuals R d×n, spread over layers): ΔW = R ((λC + K K�
     R (C⁻¹k)ᵀ / (λ + kᵀC⁻¹k) — the ROME form again, so the interference formula holds per layer.
 AlphaEdit: P = U₀U₀ᵀ (eigenvectors of C with eigenvalue < threshold), G = Σ_prev K Kᵀ,
     ΔW = R ((P (K Kᵀ + G) + l2·I)⁻¹ P K)ᵀ — not of the ROME form: the formula becomes a prediction to test.
-WilKE / kis: per edit one layer of a candidate window, chosen by a score computed before writing (WilKE: the paper's
-    pattern matching degree; kis: the predicted damage ‖r‖ Σ_j |P_ij| on protected known facts), then the r-ROME
-    update there (LayerChoosingROME); kis with protect_weight w turns u to A⁻¹k̄, A = C + (w/n) K_prot K_protᵀ.
+WilKE: per edit a full ROME edit at every layer 0 … scanning_ceiling − 1, LA = ‖ΔW_l‖_F / ‖W_l‖_F, the ROME edit of
+    least LA kept (the authors' wilke/wilke_main.py). kis: per edit one layer of a candidate window, chosen by the
+    predicted damage ‖r‖ Σ_j |P_ij| on protected known facts computed before writing, then the r-ROME update there
+    (LayerChoosingROME); kis with protect_weight w turns u to A⁻¹k̄, A = C + (w/n) K_prot K_protᵀ.
 DeltaEdit: AlphaEdit, plus, when the drift score s = ‖A k‖ of the accumulated update A on the new key leaves
     μ ± α·σ (EMA mean and deviation of earlier scores), δ is kept orthogonal to the column space of [A k, A].
 
@@ -139,8 +140,10 @@ def orthogonal_complement(M: torch.Tensor, threshold: float, max_rank: int) -> t
 
 @dataclass
 class DriftMonitor:
-    """EMA mean μ and variance σ² of a score; `check(s)` is True when |s − μ| > α·σ after `warmup` scores
-    (DeltaEdit). Scores that trigger are not folded into the averages."""
+    """EMA mean μ and variance σ² of a score; `check(s)` is True when |s − μ| > α·σ after `warmup` scores, or, given
+    the edit number, from edit warmup + 1 on (DeltaEdit: `case_ids > 20`, CaoD-USTC/DeltaEdit DeltaEdit/compute_z.py:161,
+    case_ids counting the edits so far including this one, :15, :28-29; its first edit has no score, so counting
+    scores would start a step late). Scores that trigger are not folded into the averages."""
     alpha: float
     decay: float = 0.9
     warmup: int = 20
@@ -148,12 +151,12 @@ class DriftMonitor:
     var: float = 0.0
     seen: int = 0
 
-    def check(self, s: float) -> bool:
+    def check(self, s: float, edit: int | None = None) -> bool:
         self.seen += 1
         if self.mean is None:
             self.mean = s
             return False
-        if self.seen > self.warmup and self.var > 0 and abs(s - self.mean) > self.alpha * self.var ** 0.5:
+        if (self.seen if edit is None else int(edit)) > self.warmup and self.var > 0 and abs(s - self.mean) > self.alpha * self.var ** 0.5:
             return True
         self.mean = self.decay * self.mean + (1 - self.decay) * s
         self.var = self.decay * self.var + (1 - self.decay) * (s - self.mean) ** 2
@@ -204,7 +207,8 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: 
     WINDOW_FAMILY that has one for this model (DeltaEdit on GPT-J: AlphaEdit's), else ONE default window of `span`
     layers ending at ROME's layer. MEMIT's λ (mom2_update_weight), when nothing sets it, is
     mom2_update_weight_per_ff · f: one edit writes the share kᵀC⁻¹k / (λ + kᵀC⁻¹k) of its residual per layer, and
-    kᵀC⁻¹k grows with the FFN width f (E = f)."""
+    kᵀC⁻¹k grows with the FFN width f (E = f). WilKE scans layers 0 … scanning_ceiling − 1: its published ceiling, else
+    round(scanning_ceiling_per_rome_layer · ROME's layer) (the published ceilings are 1.4 × ROME's layer)."""
     if method not in METHODS:
         raise ValueError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
     if method not in settings["defaults"]:  # settings: the editing section, its defaults filled (config/schema.yaml)
@@ -226,6 +230,28 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: 
         hp.pop("layers", None)
         if "layer" not in hp:
             hp["layer"], sources["layer"] = int(rome_layer), rome_src
+    elif method == "wilke":
+        hp.pop("layer", None)
+        if "layers" in hp:
+            raise ValueError(f"editing wilke: candidates are layers 0 … scanning_ceiling − 1 (the authors' "
+                             f"wilke/wilke_main.py:49); set scanning_ceiling, not layers ({sources['layers']})")
+        per_rome = hp.pop("scanning_ceiling_per_rome_layer", None)
+        per_rome_src = sources.pop("scanning_ceiling_per_rome_layer", None)
+        if "scanning_ceiling" not in hp:
+            if per_rome is None:
+                raise ValueError("editing wilke: neither scanning_ceiling nor scanning_ceiling_per_rome_layer is set "
+                                 f"for this model (hyperparameters from {source})")
+            # both published ceilings are 1.4 × ROME's published layer of the model, rounded (GPT-2-XL 17 → 24,
+            # GPT-J 5 → 7) while their share of depth differs (24/48, 7/28): the rule kept for other models
+            hp["scanning_ceiling"] = min(max(1, round(float(per_rome) * int(rome_layer))), n_layers)
+            sources["scanning_ceiling"] = (f"default rule: round({per_rome} · ROME's layer {rome_layer}) "
+                                           f"({per_rome_src}; ROME's layer: {rome_src})")
+        hp["scanning_ceiling"] = int(hp["scanning_ceiling"])
+        if not 1 <= hp["scanning_ceiling"] <= n_layers:
+            raise ValueError(f"editing wilke: scanning_ceiling {hp['scanning_ceiling']} is not within 1 … "
+                             f"{n_layers} ({sources['scanning_ceiling']})")
+        hp["layers"] = list(range(hp["scanning_ceiling"]))
+        sources["layers"] = sources["scanning_ceiling"]  # candidates 0 … scanning_ceiling − 1
     else:
         hp.pop("layer", None)
         if "layers" not in hp:
@@ -259,7 +285,7 @@ def resolve_hparams(settings: dict, method: str, n_layers: int, names=(), d_ff: 
 
 TABLE_KEYS = ("layer", "layers", "mom2_update_weight", "v_lr", "v_num_grad_steps", "v_weight_decay",
               "clamp_norm_factor", "kl_factor", "mom2_adjustment", "nullspace_threshold", "L2", "var", "space",
-              "n_protected", "per_layer_vstar")
+              "n_protected", "per_layer_vstar", "scanning_ceiling")
 
 
 def hparams_table(settings: dict, model_specs: dict) -> tuple[list[dict], list[str]]:
@@ -593,7 +619,7 @@ class DeltaEdit(AlphaEdit):
         k = fact_key(self.model, self.tok, fact, self.z_layer, ["{}"])[0]
         noise = self.A @ k
         score = float(noise.norm())
-        if not self.monitor.check(score):
+        if not self.monitor.check(score, edit=self.n_edits):
             return None, False, {"drift": score}
         d = self.A.shape[0]
         M = torch.cat([noise[:, None], self.A], 1)                     # [A k, A]: d × (1 + f)
@@ -611,9 +637,9 @@ class DeltaEdit(AlphaEdit):
 
 # ---------------------------------------------------------------- one layer per edit, chosen from a window
 
-def wilke_score(delta_norm: float, w_fro: float, k_norm: float) -> float:
-    """WilKE's pattern matching degree of a layer (lower: better matched): ‖δ_l‖ · ‖W_l‖²_F / ‖k_l‖²."""
-    return float(delta_norm) * float(w_fro) ** 2 / float(k_norm) ** 2
+def load_ratio(W: torch.Tensor, dW: torch.Tensor) -> float:
+    """WilKE's LA of an update: ‖W' − W‖_F / ‖W‖_F (ChenhuiHu/WilKE wilke/wilke_main.py:63-64)."""
+    return float(dW.double().norm() / W.double().norm())
 
 
 def predicted_damage(r: torch.Tensor, u: torch.Tensor, k: torch.Tensor, K_prot: torch.Tensor) -> float:
@@ -700,21 +726,56 @@ class LayerChoosingROME:
 
 
 class WilKE(LayerChoosingROME):
-    """WilKE (Hu et al. 2024, arXiv 2402.10987): per edit, the layer whose pattern best matches the fact, then a
-    ROME-style edit there. The paper's text was not readable here; its criterion as a public summary of the paper
-    states it (themoonlight.io review of arXiv 2402.10987) is l* = argmin_l ‖δ_l‖ · ‖W_l‖²_F / ‖σ(x W_fc^l)‖²:
-    δ_l the value shift found at layer l (v* optimisation), W_l the FFN output projection, σ(x W_fc^l) = k_l the
-    fact's key there (wilke_score). Our closest reading: δ_l, k_l = k̄_l as this workflow's ROME (template mean),
-    candidates = the window (not every layer, for cost), and the r-ROME closed form at l* (see LayerChoosingROME).
-    Always per-layer δ (the score needs every δ_l)."""
+    """WilKE (Hu et al. 2024, arXiv 2402.10987) as the authors' code does it (github ChenhuiHu/WilKE, files cited
+    at HEAD of its default branch):
+    - candidates: layers 0 … scanning_ceiling − 1 — `for cur_layer in range(hparams.scanning_ceiling)`
+      (wilke/wilke_main.py:49; the ceiling itself is not scanned); published ceilings 24 of GPT-2-XL's 48 layers
+      (hparams/WilKE/gpt2-xl.json:2) and 7 of GPT-J's 28 (hparams/WilKE/EleutherAI_gpt-j-6B.json:2);
+    - per candidate a full ROME edit there (wilke_main.py:50-60 → execute_wilke → get_deltas, :110-270: compute_u,
+      compute_v, wilke/compute_u.py and wilke/compute_v.py, which equal rome/compute_u.py and rome/compute_v.py but
+      for imports): u = C⁻¹k̄ (mom2_adjustment, k̄ over the context templates), v* = W k₀ + δ written at the bare
+      prompt's key k₀ (compute_v's right vector (target − cur_output) / (cur_input · u), cur_input at the prompt);
+    - LA_l = ‖W_l' − W_l‖_F / ‖W_l‖_F of that edit (wilke_main.py:61-66, load_ratio), then the layer restored (:68);
+    - l* = the candidate of least LA, the first on ties (`LAs["LA"].index(min(LAs["LA"]))`, :89-91), and ROME
+      applied at l* once more (:94-103).
+    Here every candidate's δ is optimised on the same restored model, so all of them are found in one batch
+    (vstar.optimize_deltas: the same δ_l as one call per layer — tests/test_knowledge.py; hp batched_vstar false:
+    one call per layer); and the update written at l* is that candidate's own: ROME again at l* on the restored model
+    finds the same δ (the optimisation is deterministic), which tests/test_wilke.py checks against a by-hand loop
+    over full ROME edits (kis.editing.ROME) that does re-run it.
+    Cost: scanning_ceiling full ROME edits (v* optimisations, one batch) per edit, and C at every candidate layer;
+    the interference is measured over all candidate layers (measure_layers). The chosen layer of each edit is
+    EditResult.layer (the trajectory's edit_layers column); info["scores"] holds every candidate's LA."""
     name = "wilke"
 
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.per_layer_vstar = True
+    def __init__(self, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0):
+        hp = dict(hp)
+        ceiling = hp.get("scanning_ceiling")
+        if ceiling is None:  # a caller that gives the candidates: they must be WilKE's 0 … ceiling − 1
+            if "layers" not in hp:
+                raise ValueError("wilke needs hp scanning_ceiling (candidates 0 … scanning_ceiling − 1)")
+            ceiling = len(hp["layers"])
+        ceiling = int(ceiling)
+        want = list(range(ceiling))
+        if ceiling < 1 or sorted(int(x) for x in hp.get("layers", want)) != want:
+            raise ValueError(f"wilke scans layers 0 … scanning_ceiling − 1 (wilke/wilke_main.py:49): got "
+                             f"scanning_ceiling {hp.get('scanning_ceiling')} and layers {hp.get('layers')}")
+        if not hp.get("mom2_adjustment", True):
+            raise ValueError("wilke: mom2_adjustment false (u = k̄) is not implemented; the published files set true")
+        hp.update(layers=want, scanning_ceiling=ceiling, per_layer_vstar=True, write_at="prompt")
+        super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
+        self.batched_vstar = bool(hp.get("batched_vstar", True))
+
+    def _deltas(self, fact, layers) -> dict:
+        if self.batched_vstar:
+            return super()._deltas(fact, layers)
+        out = {}
+        for layer in layers:
+            out.update(super()._deltas(fact, [layer]))
+        return out
 
     def score(self, cand):
-        return wilke_score(float(cand["delta"].norm()), float(cand["W"].norm()), float(cand["k"].norm()))
+        return load_ratio(cand["W"], cand["dW"])
 
 
 class KIS(LayerChoosingROME):

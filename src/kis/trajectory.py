@@ -12,7 +12,8 @@ A diverging edit (non-finite update, weight or metric; singular solve) is record
 
 CounterFact protocol (ROME): a prompt prefers o_new over o_true when the mean per-token log-probability of
 " " + o_new exceeds that of " " + o_true, teacher-forced after the prompt; comparisons are strict both ways (a tie
-is neither efficacy nor neighborhood success, as MEMIT's summarize). Fluency (ROME/MEMIT's n_gram_entropy): greedy
+is neither efficacy nor neighborhood success, as MEMIT's summarize); the magnitudes are ROME's mean differences
+P(new) − P(true) (neighborhood: P(true) − P(new)) with P = exp(mean per-token log p). Fluency (ROME/MEMIT's n_gram_entropy): greedy
 continuations of the generation prompts, up to fluency_max_len tokens in all (ROME's max_out_len = 100; ROME samples
 top-5, we decode greedily for a deterministic metric), scored by n_gram_entropy.
 """
@@ -89,6 +90,14 @@ TRAJECTORY_COLUMNS = {
                             "log p(true) − max log p(other) (kis.preedit; the same in every row)",
     "heldout_key_norm_facts": "list: ‖k_j‖ of each held-out fact's key at the measure layer, unedited model (the same "
                               "in every row)",
+    # CounterFact's magnitudes (ROME's experiments/summarize.py:61-68, :83-90; P = exp(mean per-token log p), its
+    # test_batch_prediction, experiments/py/eval_utils_counterfact.py:131-140), after the columns above
+    "efficacy_magnitude": "mean over edits so far of P(new) − P(true) on the rewrite prompt, P = exp(mean per-token "
+                          "log p) (ROME's rewrite_diff)",
+    "paraphrase_magnitude": "mean over edits so far of the mean over paraphrase prompts of P(new) − P(true) "
+                            "(ROME's paraphrase_diff)",
+    "neighborhood_magnitude": "mean over edits so far of the mean over neighborhood prompts of P(true) − P(new) "
+                              "(ROME's neighborhood_diff: positive when the neighbours keep their true object)",
 }
 
 
@@ -247,7 +256,8 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
            "fluency": n_gram_entropy(decoded[:len(held)]) if held else nan,
            "fluency_edited": n_gram_entropy(decoded[len(held):]) if edit_prompts else nan}
     if not edited:
-        return {**out, "retention": nan, "efficacy": nan, "paraphrase": nan, "neighborhood": nan}
+        return {**out, "retention": nan, "efficacy": nan, "paraphrase": nan, "neighborhood": nan,
+                "efficacy_magnitude": nan, "paraphrase_magnitude": nan, "neighborhood_magnitude": nan}
 
     def new_wins(kind, i, q):
         return by[(kind, i, q, "new")][0] > by[(kind, i, q, "true")][0]
@@ -255,17 +265,25 @@ def evaluate(model, tok, edited: list[dict], test: list[dict], max_neighborhood:
     def true_wins(kind, i, q):  # strict: a tie is no success
         return by[(kind, i, q, "true")][0] > by[(kind, i, q, "new")][0]
 
-    para, nbr = [], []
+    def new_minus_true(kind, i, q):  # ROME's P(new) − P(true), P = exp(mean per-token log p) (summarize.py:64)
+        return float(np.exp(by[(kind, i, q, "new")][0]) - np.exp(by[(kind, i, q, "true")][0]))
+
+    para, nbr, para_mag, nbr_mag = [], [], [], []
     for i, f in enumerate(edited):
         if len(f["paraphrase_prompts"]):
             para.append(np.mean([new_wins("para", i, q) for q in range(len(f["paraphrase_prompts"]))]))
+            para_mag.append(np.mean([new_minus_true("para", i, q) for q in range(len(f["paraphrase_prompts"]))]))
         if nbs(f):
             nbr.append(np.mean([true_wins("nb", i, q) for q in range(len(nbs(f)))]))
+            nbr_mag.append(np.mean([-new_minus_true("nb", i, q) for q in range(len(nbs(f)))]))  # summarize.py:86
     return {**out,
             "retention": float(np.mean([by[("rw", i, 0, "new")][2] for i in range(len(edited))])),
             "efficacy": float(np.mean([new_wins("rw", i, 0) for i in range(len(edited))])),
             "paraphrase": float(np.mean(para)) if para else nan,
-            "neighborhood": float(np.mean(nbr)) if nbr else nan}
+            "neighborhood": float(np.mean(nbr)) if nbr else nan,
+            "efficacy_magnitude": float(np.mean([new_minus_true("rw", i, 0) for i in range(len(edited))])),
+            "paraphrase_magnitude": float(np.mean(para_mag)) if para_mag else nan,
+            "neighborhood_magnitude": float(np.mean(nbr_mag)) if nbr_mag else nan}
 
 
 def immediate(model, tok, fact: dict) -> tuple[bool, float]:
@@ -580,7 +598,15 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
                 hp["sources"].get("layer", hp["sources"].get("layers")))
     covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
-    templates = list(settings["context_templates"])
+    if settings["context_templates"] == "generated":  # sampled from the unedited model (kis.templates)
+        from . import templates as tmpl
+
+        templates = tmpl.generate(net, tok, method, int(settings["template_seed"]))
+        template_source = f"generated: {method}'s recipe (kis.templates), seed {int(settings['template_seed'])}"
+        logger.info("%s on %s: %d context templates %s: %s", method, model_name, len(templates), template_source,
+                    templates)
+    else:
+        templates, template_source = list(settings["context_templates"]), "fixed list (editing.context_templates)"
     torch.manual_seed(seed)
     editor = editing.make_editor(method, net, tok, covs, hp, templates, settings["kl_prompt"],
                                  float(settings["cov_ridge"]), protected=facts_by_id(frame, protected_ids))
@@ -603,7 +629,8 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                checkpoint_every=max(1, int(checkpoint_every)))
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
-            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates, "layers": list(layers),
+            "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
+            "context_templates_source": template_source, "layers": list(layers),
             "precision": editor.precision,
             "edit_case_ids": edit_ids, "test_case_ids": test_ids, "protected_case_ids": protected_ids,
             "facts_source": fmeta.get("source"),
