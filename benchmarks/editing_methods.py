@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from bench_common import REPO, WIKI, model_for, wiki_texts  # noqa: E402
 
-from kis import covariance, editing, forecast, knowledge, models, trajectory  # noqa: E402
+from kis import covariance, editing, forecast, knowledge, models, schema, trajectory  # noqa: E402
 from kis import io as kio  # noqa: E402
 
 log = logging.getLogger("benchmarks.editing_methods")
@@ -69,7 +69,8 @@ def corpus_texts(corpus_file: str | None, n_texts: int) -> tuple[list[str], str]
         from kis import corpus
 
         log.warning("no --corpus-file and no %s: C from the CPython documentation (python_docs)", WIKI)
-        frame, meta = corpus.build({"source": "python_docs", "n_texts": n_texts, "seed": 0, "min_chars": 500})
+        frame, meta = corpus.build(schema.filled("corpus", {"source": "python_docs", "n_texts": n_texts, "seed": 0,
+                                                            "min_chars": 500}))
         texts, corpus_id = frame.text.tolist(), str(meta.get("corpus_id", "python_docs"))
     if not texts:
         sys.exit(f"corpus {corpus_id}: no texts")
@@ -98,7 +99,7 @@ def forecast_table(frames, test_ids, n_boot: int = 1000) -> pd.DataFrame:
     """Per method: forecast AUC [interval] over all recorded steps, top decile forgotten at the end, seconds per edit
     and its ratio to ROME's."""
     longs = [forecast.long_table(fr, test_ids) for fr in frames]
-    summ = forecast.summary(pd.concat(longs, ignore_index=True), n_boot=n_boot)
+    summ = forecast.summary(pd.concat(longs, ignore_index=True), n_boot=n_boot, seed=0)
     sec = {fr.method.iloc[0]: float(fr.seconds.sum()) / max(1, int(fr.step.max())) for fr in frames}
     summ["seconds_per_edit"] = summ.method.map(sec)
     rome = sec.get("rome")

@@ -14,7 +14,7 @@ rule corpus:
     resources:
         # named here, not left to --default-resources (a command line that sets those drops the profile's): 1,387 MiB
         # peak measured on 100k Wikipedia-length texts; the streamed hf download takes most of the time
-        mem_mb=max(MIN_MEM_MB, 2048 + (config["corpus"]["n_texts"] or 0) // 50),  # + 20 KB a text
+        mem_mb=max(MIN_MEM_MB, 2048 + corpus_texts() // 50),  # + 20 KB a text
         runtime=180,
     conda:
         "../envs/torch.yaml"

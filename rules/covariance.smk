@@ -26,8 +26,8 @@ rule covariance:
     resources:
         # the budget only changes batching, never C: halved on each retry after an out-of-memory error
         checkpoint_every=config["covariance"]["checkpoint_every"],  # never changes C: no rerun
-        checkpoint_s=int(60 * config["covariance"]["checkpoint_minutes"]),  # resources are integers
-        device_mib=int(1024 * (config["covariance"]["device_memory_gb"] or 0)),  # 0: the GPU's free memory
+        checkpoint_minutes=config["covariance"]["checkpoint_minutes"],
+        device_memory_mib=config["covariance"]["device_memory_mib"],  # 0: the GPU's free memory
         token_budget=lambda wc, attempt: halved(config["covariance"]["token_budget"], attempt, floor=16),
         **{**gpu_resources(),  # memory and runtime from the model's shapes and the corpus tokens (kis.plan)
            "mem_mb": lambda wc, input: covariance_resources(wc.model, input.manifest)["mem_mb"],

@@ -169,7 +169,7 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
     return fig, pts
 
 
-def run_trajectories(tables, png, csv, interference_png, interference_csv, labels=None, dpi: int = 300) -> None:
+def run_trajectories(tables, png, csv, interference_png, interference_csv, *, labels, dpi: int) -> None:
     frame = read_tables(tables)
     fig, data = trajectory_figure(frame, labels)
     save(fig, data, png, csv, dpi, float_format=None)
@@ -182,12 +182,12 @@ def read_forecasts(paths) -> pd.DataFrame:
     return _read(paths, forecast.FORECAST_COLUMNS, "forecast")
 
 
-def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int = 1000, seed: int = 0):
+def forecast_figure(long: pd.DataFrame, labels: dict | None = None, *, n_boot: int, seed: int):
     """(Figure, summary): predicted ‖Σ_i Λ_i P_ij‖ (log x) against Δ log P(true) for every held-out fact and recorded
     step, a panel per model, a colour per method; forgotten facts (lost correctness) drawn as crosses. The legend
     gives each method's forecast AUC [95 % bootstrap] and the pre-edit top-decile share forgotten (summary rows)."""
     labels = labels or {}
-    summ = forecast.summary(long, n_boot, seed)
+    summ = forecast.summary(long, n_boot=n_boot, seed=seed)
     model_list = list(dict.fromkeys(long.model))
     fig, axes = plt.subplots(1, len(model_list), figsize=(5.0 * len(model_list), 4.2), squeeze=False)
     for c, model in enumerate(model_list):
@@ -217,11 +217,10 @@ def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int 
     return fig, summ
 
 
-def run_forecast(tables, png, csv, summary_csv, labels=None, dpi: int = 300, n_boot: int = 1000,
-                 seed: int = 0) -> None:
+def run_forecast(tables, png, csv, summary_csv, *, labels, dpi: int, n_boot: int, seed: int) -> None:
     """Rule fig_forecast: the forecast figure, its points (csv) and the AUC per method (summary_csv)."""
     long = read_forecasts(tables)
-    fig, summ = forecast_figure(long, labels, n_boot, seed)
+    fig, summ = forecast_figure(long, labels, n_boot=n_boot, seed=seed)
     save(fig, long.drop(columns=["corpus_id"]), png, csv, dpi, float_format=None)
     with io.atomic_path(summary_csv) as tmp:
         summ.to_csv(tmp, index=False)

@@ -72,7 +72,7 @@ def auc(pred, label) -> float:
     return float((ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def forgetting_auc(pred, forgotten, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+def forgetting_auc(pred, forgotten, *, n_boot: int, seed: int) -> tuple[float, float, float]:
     """(AUC, 2.5 %, 97.5 % bootstrap percentiles) of `pred` for `forgotten`; resamples with one class are
     skipped; NaN when the sample has one class."""
     pred, forgotten = np.asarray(pred, dtype=float), np.asarray(forgotten, dtype=bool)
@@ -101,14 +101,14 @@ def top_decile_forgotten(risk, forgotten) -> float:
     return float(forgotten[np.argsort(-risk, kind="stable")[:n]].mean())
 
 
-def summary(long: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def summary(long: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
     """Per (model, method): AUC of the predicted displacement for "forgotten" over every recorded step (facts
     correct at step 0), its interval, and the pre-edit forecast's top decile forgotten at the last ok step."""
     rows = []
     for (model, method), g in long.groupby(["model", "method"], sort=False):
         g = g[g.status == "ok"]
         known = g[g.correct0]
-        a, lo, hi = forgetting_auc(known.predicted, known.forgotten, n_boot, seed)
+        a, lo, hi = forgetting_auc(known.predicted, known.forgotten, n_boot=n_boot, seed=seed)
         last = g[g.step == g.step.max()] if len(g) else g
         rows.append({"model": model, "method": method, "auc": a, "auc_lo": lo, "auc_hi": hi,
                      "n_pairs": len(known), "n_forgotten": int(known.forgotten.sum()),
