@@ -286,7 +286,8 @@ def main(argv=None):
                             log_every=args.log_every,  # one line per edit is too much here
                             # every recorded row rewrites the tables: a kill keeps the steps done
                             progress=lambda rows: write_tables(frames + [rows], done=False),
-                            checkpoint=ckdir / f"{method}.pt" if ckdir is not None else None)
+                            checkpoint=ckdir / f"{method}.pt" if ckdir is not None else None,
+                            checkpoint_every=1 if ckdir is not None else None)  # a state after every edit
         log.info("%s (layers %s) done in %.0f s: %s", method, ed.layers, time.perf_counter() - t1,
                  fr.status.iloc[-1])
         frames.append(fr)
