@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: setup quickstart scaling test test-workflow lint report clean
+.PHONY: setup quickstart scaling test test-workflow lint report clean config-readme
 
 setup: $(VENV)/.installed
 
@@ -48,6 +48,10 @@ test-workflow: setup
 
 lint: setup
 	$(BIN)/snakemake --lint
+
+# config/README.md: every key of config/schema.yaml with its type, default, description and whether it reruns jobs
+config-readme: setup
+	$(BIN)/python -m kis.schema
 
 clean:
 	rm -rf .snakemake results report.html .test/.snakemake .test/results .test/models .test/data

@@ -20,9 +20,12 @@ report: "report/workflow.rst"  # the report's front page: what ran, on which mod
 
 include: "rules/common.smk"
 include: "rules/models.smk"
+include: "rules/corpus.smk"
 include: "rules/covariance.smk"
 include: "rules/knowledge.smk"
+include: "rules/keys.smk"
 include: "rules/superposition.smk"
+include: "rules/statistics.smk"
 include: "rules/figures.smk"
 include: "rules/editing.smk"
 

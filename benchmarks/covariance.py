@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import timing  # noqa: E402
 from bench_common import OUT, WIKI, random_model, smollm2, sync  # noqa: E402
 
-from kis import corpus, covariance, models, panels, plan, probe  # noqa: E402
+from kis import corpus, covariance, models, panels, plan, probe, schema  # noqa: E402
 
 PEAKS = {"H100": plan.H100["flops"], "H200": plan.H100["flops"],
          "A100": {"bfloat16": 312e12, "float16": 312e12, "float32": 19.5e12, "float64": 19.5e12}}
@@ -113,9 +113,11 @@ def main(argv=None):
     if args.tokens:
         args.texts = max(2, -(-args.tokens // args.max_length))
     if WIKI.exists():
-        frame, meta = corpus.build({"source": "local", "path": str(WIKI), "n_texts": args.texts, "seed": 0})
+        frame, meta = corpus.build(schema.filled("corpus", {"source": "local", "path": str(WIKI), "n_texts": args.texts,
+                                                            "seed": 0}))
     else:
-        frame, meta = corpus.build({"source": "python_docs", "n_texts": args.texts, "seed": 0, "min_chars": 500})
+        frame, meta = corpus.build(schema.filled("corpus", {"source": "python_docs", "n_texts": args.texts, "seed": 0,
+                                                            "min_chars": 500}))
     texts = frame.text.tolist()
 
     def one_pass(subset):

@@ -65,10 +65,11 @@ def counterfact() -> list[dict]:
 
 def random_gpt2(device="cpu", d=768, f=3072, layers=12, vocab=50257):
     """(model, tokenizer, C of every layer): a GPT-2-small-sized random model; C from 64 CPython-docs texts."""
-    from kis import corpus
+    from kis import corpus, schema
 
     model, tok = random_model("gpt2", d, f, layers, vocab=vocab, positions=1024, device=device)
-    frame, _ = corpus.build({"source": "python_docs", "n_texts": 64, "seed": 0, "min_chars": 500})
+    frame, _ = corpus.build(schema.filled("corpus", {"source": "python_docs", "n_texts": 64, "seed": 0,
+                                                     "min_chars": 500}))
     sums, count = covariance.collect(model, tok, frame.text.tolist(), max_length=128, token_budget=2048, device=device)
     return model, tok, covariance.finalize(sums, count)
 

@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from bench_common import REPO, WIKI, model_for, wiki_texts  # noqa: E402
 
-from kis import covariance, editing, forecast, knowledge, models, trajectory  # noqa: E402
+from kis import covariance, editing, forecast, knowledge, models, schema, trajectory  # noqa: E402
 from kis import io as kio  # noqa: E402
 
 log = logging.getLogger("benchmarks.editing_methods")
@@ -69,7 +69,8 @@ def corpus_texts(corpus_file: str | None, n_texts: int) -> tuple[list[str], str]
         from kis import corpus
 
         log.warning("no --corpus-file and no %s: C from the CPython documentation (python_docs)", WIKI)
-        frame, meta = corpus.build({"source": "python_docs", "n_texts": n_texts, "seed": 0, "min_chars": 500})
+        frame, meta = corpus.build(schema.filled("corpus", {"source": "python_docs", "n_texts": n_texts, "seed": 0,
+                                                            "min_chars": 500}))
         texts, corpus_id = frame.text.tolist(), str(meta.get("corpus_id", "python_docs"))
     if not texts:
         sys.exit(f"corpus {corpus_id}: no texts")
@@ -99,7 +100,7 @@ def forecast_table(frames, test_ids, n_boot: int = 1000) -> pd.DataFrame:
     and of each baseline (kis.forecast.step_table), facts forgotten / known, seconds per edit and its ratio to
     ROME's."""
     longs = [forecast.long_table(fr, test_ids) for fr in frames]
-    tab = forecast.step_table(pd.concat(longs, ignore_index=True), n_boot=n_boot)
+    tab = forecast.step_table(pd.concat(longs, ignore_index=True), n_boot=n_boot, seed=0)
     rows = []
     for method, g in tab.groupby("method", sort=False):
         g = g[g.step == g.step.max()]
@@ -295,7 +296,8 @@ def main(argv=None):
                             log_every=args.log_every,  # one line per edit is too much here
                             # every recorded row rewrites the tables: a kill keeps the steps done
                             progress=lambda rows: write_tables(frames + [rows], done=False),
-                            checkpoint=ckdir / f"{method}.pt" if ckdir is not None else None)
+                            checkpoint=ckdir / f"{method}.pt" if ckdir is not None else None,
+                            checkpoint_every=1 if ckdir is not None else None)  # a state after every edit
         log.info("%s (layers %s) done in %.0f s: %s", method, ed.layers, time.perf_counter() - t1,
                  fr.status.iloc[-1])
         frames.append(fr)

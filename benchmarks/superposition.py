@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import timing  # noqa: E402
 from bench_common import FACTS, OUT, WIKI, smollm2  # noqa: E402
 
-from kis import corpus, covariance, keys, models, superposition  # noqa: E402
+from kis import corpus, covariance, keys, models, schema, superposition  # noqa: E402
 
 
 def random_spd(f: int, seed: int = 0) -> torch.Tensor:
@@ -115,7 +115,8 @@ def main(argv=None):
     if args.random_cov or not WIKI.exists():
         covs, cov_name = [random_spd(f, seed=layer) for layer in range(L)], "random SPD"
     else:
-        frame, meta = corpus.build({"source": "local", "path": str(WIKI), "n_texts": args.cov_texts, "seed": 0})
+        frame, meta = corpus.build(schema.filled("corpus", {"source": "local", "path": str(WIKI),
+                                                            "n_texts": args.cov_texts, "seed": 0}))
         t = time.perf_counter()
         sums, count = covariance.collect(model, tok, frame.text.tolist(), max_length=128)
         covs = covariance.finalize(sums, count)

@@ -132,6 +132,12 @@ def download_runtime(model):
     return int(max(60, 30 + gb * 1000 / 10 / 60))
 
 
+def corpus_texts():
+    """Texts of the corpus sample for sizing jobs: corpus.n_texts, or covariance.expected_texts when that is null
+    (all texts of the source: their number is known only once the corpus rule has run)."""
+    return config["corpus"]["n_texts"] or config["covariance"]["expected_texts"]
+
+
 def covariance_resources(model, manifest_path):
     """{mem_mb, runtime, load_mb, diagnostics_mem_mb, diagnostics_runtime} of a model's covariance jobs from its
     shapes and the corpus's expected tokens (kis.plan.shape_resources, formula in kis.plan's docstring): the published
@@ -140,7 +146,7 @@ def covariance_resources(model, manifest_path):
     from kis import plan
 
     spec, cov = config["models"][model], config["covariance"]
-    common = dict(dtype=spec["dtype"], n_texts=config["corpus"]["n_texts"] or 10000,
+    common = dict(dtype=spec["dtype"], n_texts=corpus_texts(),
                   max_length=model_max_length(model), token_budget=cov["token_budget"],
                   store_dtype=cov["store_dtype"], size_gb=spec.get("size_gb"), checkpoint_gb=spec["checkpoint_gb"])
     shape = model_shape(model)

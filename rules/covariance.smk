@@ -1,27 +1,6 @@
 # C_l = E[k kᵀ] for every layer of a model in one pass over the corpus (the paper's most expensive stage).
 
 
-rule corpus:
-    input:
-        # a local corpus file is an input: editing it reruns the sample (python_docs / hf have none)
-        lambda wc: [config["corpus"]["path"]] if config["corpus"]["source"] == "local" else [],
-    output:
-        texts=f"{RESULTS}/corpus/texts.parquet",
-    params:
-        corpus=canonical(config["corpus"]),
-    log:
-        f"{LOGS}/corpus/corpus.log",
-    resources:
-        # named here, not left to --default-resources (a command line that sets those drops the profile's): 1,387 MiB
-        # peak measured on 100k Wikipedia-length texts; the streamed hf download takes most of the time
-        mem_mb=max(MIN_MEM_MB, 2048 + (config["corpus"]["n_texts"] or 0) // 50),  # + 20 KB a text
-        runtime=180,
-    conda:
-        "../envs/torch.yaml"
-    script:
-        "../workflow/scripts/corpus.py"
-
-
 rule covariance:
     input:
         manifest=rules.prepare_model.output.manifest,
@@ -47,8 +26,8 @@ rule covariance:
     resources:
         # the budget only changes batching, never C: halved on each retry after an out-of-memory error
         checkpoint_every=config["covariance"]["checkpoint_every"],  # never changes C: no rerun
-        checkpoint_s=int(60 * config["covariance"]["checkpoint_minutes"]),  # resources are integers
-        device_mib=int(1024 * (config["covariance"]["device_memory_gb"] or 0)),  # 0: the GPU's free memory
+        checkpoint_minutes=config["covariance"]["checkpoint_minutes"],
+        device_memory_mib=config["covariance"]["device_memory_mib"],  # 0: the GPU's free memory
         token_budget=lambda wc, attempt: halved(config["covariance"]["token_budget"], attempt, floor=16),
         **{**gpu_resources(),  # memory and runtime from the model's shapes and the corpus tokens (kis.plan)
            "mem_mb": lambda wc, input: covariance_resources(wc.model, input.manifest)["mem_mb"],

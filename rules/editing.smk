@@ -77,8 +77,8 @@ rule fig_forecast:
     params:
         labels=canonical(LABELS),
         dpi=config["figures"]["dpi"],
-        n_boot=1000,  # bootstrap resamples of the AUC interval
-        seed=0,
+        n_boot=config["figures"]["forecast_n_boot"],
+        seed=config["figures"]["forecast_seed"],
     log:
         f"{LOGS}/fig_forecast/forecast.log",
     conda:

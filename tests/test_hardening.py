@@ -18,7 +18,7 @@ import yaml
 
 import tiny
 import wf
-from kis import corpus, covariance, io, knowledge, models
+from kis import corpus, covariance, io, knowledge, models, schema
 
 TEXTS = [f"Text number {i} says that the {w} is near the river and far from the hills." * (1 + i % 3)
          for i, w in enumerate(["mill", "bridge", "tower", "church", "school", "market", "station", "farm"] * 2)]
@@ -209,10 +209,11 @@ def test_a_local_dir_without_a_model_is_named(tmp_path):
     empty.mkdir()
     (empty / "README").write_text("not a model")
     with pytest.raises(FileNotFoundError, match=r"holds no Hugging Face model.*config.json"):
-        models.prepare({"local_dir": str(empty)}, tmp_path / "prepared")
+        models.prepare({**schema.defaults("models.*"), "local_dir": str(empty)}, tmp_path / "prepared")
     assert not (tmp_path / "prepared" / "manifest.json").exists()
     tiny.save(empty, "gpt2")  # fixed
-    assert models.prepare({"local_dir": str(empty)}, tmp_path / "prepared")["source"] == str(empty)
+    assert models.prepare({**schema.defaults("models.*"), "local_dir": str(empty)},
+                          tmp_path / "prepared")["source"] == str(empty)
 
 
 # ------------------------------------------------------------ row 8: config re-saved in another key order

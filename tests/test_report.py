@@ -169,3 +169,83 @@ def test_report_shows_a_figure(built, tmp_path):
     dom = chromium(Path(page).as_uri(), tmp_path, "--dump-dom").stdout
     assert re.search(r'<img[^>]+src="data:image/png;[^"]*heatmaps_all_models_layer0\.png', dom), \
         "the heatmap PNG is not displayed"
+
+
+# The front page's lists --------------------------------------------------------------------------------------------
+
+def list_items(html: str) -> list[str]:
+    """The text of every <li> of an HTML page, whitespace collapsed."""
+    from html.parser import HTMLParser
+
+    class Items(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.items, self.depth = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "li":
+                self.items.append("")
+                self.depth += 1
+
+        def handle_endtag(self, tag):
+            if tag == "li":
+                self.depth -= 1
+
+        def handle_data(self, data):
+            if self.depth:
+                self.items[-1] += data
+
+    parser = Items()
+    parser.feed(html)
+    return [re.sub(r"\s+", " ", i).strip() for i in parser.items]
+
+
+def render_front_page(config: dict) -> str:
+    """report/workflow.rst rendered as `snakemake --report` does (snakemake.report: Jinja with trim_blocks and
+    lstrip_blocks, then docutils' html_body)."""
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    class Snakemake:
+        pass
+
+    Snakemake.config = config
+    text = (wf.REPO / "report" / "workflow.rst").read_text()
+    rst = Environment(trim_blocks=True, lstrip_blocks=True).from_string(text).render(snakemake=Snakemake)
+    return publish_parts(rst, writer_name="html")["html_body"]
+
+
+@pytest.mark.parametrize("with_numbers", [True, False])
+def test_each_model_and_key_number_is_its_own_list_item(with_numbers):
+    cfg = yaml.safe_load((wf.REPO / ".test" / "config" / "config.yaml").read_text())
+    for key, spec in cfg["models"].items():
+        spec.setdefault("dtype", "float32")
+    cfg["key_numbers"] = {m: {"label": spec["label"], "n": 8, "layers": 3, "first": 1.5, "mean": 2.25, "max": 4.0,
+                              "max_layer": 2} for m, spec in cfg["models"].items()} if with_numbers else {}
+    items = list_items(render_front_page({**cfg, "corpus": wf.defaults("corpus") | cfg["corpus"],
+                                          "analysis": wf.defaults("analysis"), "keys": wf.defaults("keys"),
+                                          "superposition": wf.defaults("superposition"),
+                                          "facts": wf.defaults("facts")}))
+    labels = [spec["label"] for spec in cfg["models"].values()]
+    assert len(labels) == 2
+    for key, label in zip(cfg["models"], labels):
+        assert f"{label} (config key {key}, from {cfg['models'][key]['local_dir']}, float32)" in items
+    if with_numbers:
+        for label in labels:
+            assert f"{label}: N = 8, 3 layers; layer 0: 1.5, mean over layers: 2.25, highest: 4.0 (layer 2)" in items
+        assert len(items) == 2 * len(labels)
+    else:
+        assert items[-1].startswith("(the statistics table does not exist yet")
+        assert len(items) == len(labels) + 1
+
+
+@needs_chromium
+def test_the_report_front_page_shows_each_model_as_a_list_item(built, tmp_path):
+    dom = chromium((built / "report.html").as_uri(), tmp_path, "--dump-dom").stdout
+    items = list_items(dom)
+    for model in MODELS:
+        label = synth.MODELS[model][0]
+        own = [i for i in items if i.startswith(f"{label} (config key {model},")]
+        assert len(own) == 1, (label, items)
+        assert all(synth.MODELS[other][0] not in own[0] for other in MODELS if other != model)  # not run together
+        assert sum(i.startswith(f"{label}: N = 32,") for i in items) == 1  # its key numbers: one item too

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import wf
-from kis import io
+from kis import io, schema
 
 
 # ------------------------------------------------------------ defect 3: the lock never follows a link
@@ -134,7 +134,7 @@ def _cov_inputs(tmp_path, texts, family="gpt2", seed=0):
     src = tmp_path / f"model-{family}-{seed}"
     if not src.exists():
         tiny.save(src, family, seed=seed)
-    models.prepare({"local_dir": str(src)}, tmp_path / "prepared")
+    models.prepare({**schema.defaults("models.*"), "local_dir": str(src)}, tmp_path / "prepared")
     frame = pd.DataFrame({"id": [f"t{i}" for i in range(len(texts))], "text": texts})
     io.write_parquet(frame, tmp_path / "texts.parquet",
                      metadata={"corpus_id": "local:test", "sample_hash": corpus.sample_hash(frame.id)})
@@ -145,7 +145,7 @@ def _cov_rule(manifest, texts, cov, **kw):
     from kis import covariance
 
     args = dict(manifest=manifest, texts=texts, cov=cov, max_length=40, store_dtype="float64", checkpoint_every=1,
-                token_budget=48)
+                checkpoint_minutes=30, device_memory_mib=0, token_budget=48, batch_tokens=None)
     covariance.run_rule(**{**args, **kw})
 
 
@@ -367,7 +367,8 @@ def test_every_field_of_the_trajectory_signature_refuses_a_checkpoint(field, cov
                                  protected=a["prot"])
         return trajectory.run(m, tok, ed, a["edits"], a["test"], eval_every=5, record_steps=a["steps"],
                               model_name=a["model_name"], max_neighborhood=a["max_neighborhood"], fluency_prompts=0,
-                              checkpoint=ckpt, inputs=trajectory.run_inputs(a["man"], a["covs"], a["settings"]))
+                              checkpoint=ckpt, checkpoint_every=1, inputs=trajectory.run_inputs(a["man"], a["covs"],
+                                                                                                a["settings"]))
 
     ckpt = tmp_path / "t.pt"
     restore = _kill_at(monkeypatch, facts[2]["case_id"])
@@ -400,7 +401,7 @@ def test_an_evaluation_prompt_longer_than_the_context_is_named_where_the_facts_a
     from kis import knowledge, models
 
     src = tiny.save(tmp_path / "model", family)
-    models.prepare({"local_dir": str(src)}, tmp_path / "prepared")
+    models.prepare({**schema.defaults("models.*"), "local_dir": str(src)}, tmp_path / "prepared")
     facts = tiny_facts()
     long = "word " * 140
     facts[4] = {**facts[4], field: list(facts[4][field]) + [long]}
@@ -499,7 +500,7 @@ def test_a_kill_while_the_manifest_is_written_leaves_the_old_one_whole(tmp_path,
     from kis import models
 
     src = tiny.save(tmp_path / "model", "gpt2")
-    first = models.prepare({"local_dir": str(src)}, tmp_path / "prepared")
+    first = models.prepare({**schema.defaults("models.*"), "local_dir": str(src)}, tmp_path / "prepared")
     real = Path.write_text
 
     def half(self, text, *a, **kw):
@@ -508,7 +509,8 @@ def test_a_kill_while_the_manifest_is_written_leaves_the_old_one_whole(tmp_path,
 
     monkeypatch.setattr(Path, "write_text", half)
     with pytest.raises(KeyboardInterrupt):
-        models.prepare({"local_dir": str(src), "dtype": "float32"}, tmp_path / "prepared")
+        models.prepare({**schema.defaults("models.*"), "local_dir": str(src), "dtype": "float32"},
+                       tmp_path / "prepared")
     monkeypatch.setattr(Path, "write_text", real)
     assert json.loads((tmp_path / "prepared" / "manifest.json").read_text()) == first
     assert [p.name for p in (tmp_path / "prepared").iterdir()] == ["manifest.json"]

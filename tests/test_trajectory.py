@@ -15,7 +15,7 @@ import tiny
 import wf
 from editfix import HP, TEMPLATES, hp_for, peaked_tiny, tiny_facts
 from wf import SHARED
-from kis import covariance, editing, editing_figures, io, keys, models, trajectory, vstar
+from kis import covariance, editing, editing_figures, io, keys, models, schema, trajectory, vstar
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -290,7 +290,7 @@ def test_fluency_is_the_entropy_of_greedy_continuations(family):
 
 def write_inputs(tmp_path, facts, covs):
     d = tiny.save(tmp_path / "model", "llama")
-    man = models.prepare({"local_dir": str(d)}, tmp_path / "prepared")
+    man = models.prepare({**schema.defaults("models.*"), "local_dir": str(d)}, tmp_path / "prepared")
     fr = pd.DataFrame(facts)
     io.write_parquet(fr, tmp_path / "facts.parquet", metadata={"source": "synthetic"})
     known = pd.DataFrame({"case_id": fr.case_id, "known": [i % 4 != 0 for i in range(len(fr))],
@@ -312,7 +312,7 @@ def test_run_rule_writes_table_with_metadata_and_figures(tmp_path, covs):
     table, meta = trajectory.run_rule(manifest=tmp_path / "prepared" / "manifest.json", cov=tmp_path / "cov.safetensors",
                                       known=tmp_path / "known.parquet", facts=tmp_path / "facts.parquet", table=out,
                                       model="tiny-llama", method="rome", settings=settings, names=["tiny-llama"],
-                                      batch_size=32, forecast=fc)
+                                      batch_size=32, checkpoint_every=0, forecast=fc)
     back = pd.read_parquet(out)
     pd.testing.assert_frame_equal(back, table)
     m = io.read_parquet_metadata(out)
@@ -462,7 +462,7 @@ def test_editing_methods_benchmark_on_a_prepared_model(tmp_path, monkeypatch):
     import editing_methods
 
     model_dir = tiny.save(tmp_path / "src", "llama")
-    models.prepare({"local_dir": str(model_dir)}, tmp_path / "models" / "tiny-llama-x")
+    models.prepare({**schema.defaults("models.*"), "local_dir": str(model_dir)}, tmp_path / "models" / "tiny-llama-x")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(f"The {w} of the list is found in the module {i}." for i, w in
                                   enumerate(["name", "type", "value", "length", "order"] * 8)))
@@ -589,7 +589,7 @@ def test_a_trajectory_resumed_from_its_checkpoint_equals_the_uninterrupted_run(c
     def trial(ckpt=None, **kw):
         ed = editing.make_editor(method, copy.deepcopy(model), tok, covs, hp, TEMPLATES, protected=prot)
         return trajectory.run(ed.model, tok, ed, facts[:5], facts[6:9], eval_every=5, record_steps={0, 2, 5},
-                              fluency_prompts=0, checkpoint=ckpt, **kw)
+                              fluency_prompts=0, checkpoint=ckpt, checkpoint_every=1 if ckpt else None, **kw)
 
     whole = trial()
     ckpt = tmp_path / "t.pt"
@@ -616,7 +616,7 @@ def test_a_trajectory_resumed_from_its_checkpoint_equals_the_uninterrupted_run(c
     with pytest.raises(ValueError, match="checkpoint field 'edits'"):
         ed = editing.make_editor(method, copy.deepcopy(model), tok, covs, hp, TEMPLATES, protected=prot)
         trajectory.run(ed.model, tok, ed, facts[1:6], facts[6:9], eval_every=5, record_steps={0, 2, 5},
-                       fluency_prompts=0, checkpoint=ckpt)
+                       fluency_prompts=0, checkpoint=ckpt, checkpoint_every=1)
     monkeypatch.setattr(trajectory, "immediate", real)
     resumed = trial(ckpt)
     assert not ckpt.exists()

@@ -240,11 +240,13 @@ def text_hash(ids, texts) -> str:
 
 
 def build(cfg: dict) -> tuple[pd.DataFrame, dict]:
-    """Sample the configured corpus → (frame[id, text], metadata)."""
-    source = cfg["source"]
-    seed = int(cfg.get("seed", 0))
-    n = cfg.get("n_texts")
-    min_chars = int(cfg.get("min_chars", 0))
+    """Sample the configured corpus → (frame[id, text], metadata). `cfg` is the config's `corpus:` section with
+    every default filled (config/schema.yaml; kis.schema.filled("corpus", ...) outside the workflow): a missing
+    setting is an error, never a default of its own."""
+    from .schema import require
+
+    require(cfg, ("source", "seed", "n_texts", "min_chars"), "corpus", CorpusError)
+    source, seed, n, min_chars = cfg["source"], int(cfg["seed"]), cfg["n_texts"], int(cfg["min_chars"])
     extra = {}
     if source == "wiki_vital":
         recs, sha = read_wiki_vital(wiki_vital_path())
@@ -254,18 +256,21 @@ def build(cfg: dict) -> tuple[pd.DataFrame, dict]:
         corpus_id = python_docs_id()
         recs = sample(python_docs(), n, seed, min_chars, where=corpus_id)
     elif source == "local":
+        require(cfg, ("path", "id_field", "text_field"), "corpus (source: local)", CorpusError)
         corpus_id = f"local:{Path(cfg['path']).name}"
-        recs = sample(read_local(cfg["path"], cfg.get("id_field", "id"), cfg.get("text_field", "text")),
+        recs = sample(read_local(cfg["path"], cfg["id_field"], cfg["text_field"]),
                       n, seed, min_chars, where=str(cfg["path"]))
     elif source == "hf":
+        require(cfg, ("hf",), "corpus (source: hf)", CorpusError)
         hf = cfg["hf"]
-        corpus_id = f"hf:{hf['dataset']}/{hf.get('name')}/{hf.get('split', 'train')}"
-        if hf.get("data_files"):
+        require(hf, ("dataset", "split", "text_field", "id_field", "buffer_size", "revision", "data_files"),
+                "corpus.hf", CorpusError)
+        corpus_id = f"hf:{hf['dataset']}/{hf.get('name')}/{hf['split']}"  # name: no default (absent: None)
+        if hf["data_files"]:
             files = hf["data_files"] if isinstance(hf["data_files"], list) else [hf["data_files"]]
             corpus_id += ":" + ",".join(Path(str(f)).name for f in files)
-        recs, extra = stream_hf(hf["dataset"], hf.get("name"), hf.get("split", "train"), hf.get("text_field", "text"),
-                                hf.get("id_field", "id"), int(n), seed, int(hf.get("buffer_size", 10_000)), min_chars,
-                                hf.get("revision"), hf.get("data_files"))
+        recs, extra = stream_hf(hf["dataset"], hf.get("name"), hf["split"], hf["text_field"], hf["id_field"],
+                                int(n), seed, int(hf["buffer_size"]), min_chars, hf["revision"], hf["data_files"])
         if not recs:
             raise CorpusError(f"{corpus_id}: the stream gave no text")
     else:

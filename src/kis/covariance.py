@@ -117,10 +117,11 @@ def plan_model(model, *, token_budget: int, seq: int, device_bytes: int, store_d
                           store_dtype=store_dtype, n_texts=n_texts, n_tokens=n_tokens, reserve=reserve)
 
 
-def device_budget(device, memory_gb: float | None = None, model=None) -> tuple[int, str]:
-    """(bytes the plan may use on `device`, where that number comes from); the model is already loaded there."""
-    if memory_gb:
-        return int(memory_gb * plan.GiB), "covariance.device_memory_gb"
+def device_budget(device, memory_mib: int | None = None, model=None) -> tuple[int, str]:
+    """(bytes the plan may use on `device`, where that number comes from; memory_mib 0 or None: what is free); the
+    model is already loaded there."""
+    if memory_mib:
+        return int(memory_mib) * 2**20, "covariance.device_memory_mib"
     dev = torch.device(device)
     resident = weight_bytes(model) if model is not None else 0
     if dev.type == "cuda":
@@ -242,16 +243,17 @@ class Checkpoints:
 # ---------------------------------------------------------------- the passes
 
 def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_budget: int = 4096, groups=None,
-               checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+               checkpoint: str | Path | None = None, checkpoint_every: int = 0,
                checkpoint_minutes: float | None = None, fingerprint_id: str = "", progress=None,
                device: str | torch.device = "cpu", keep: bool = True, signature: dict | None = None):
     """One pass over the corpus per layer group: S_l = Σ_t k_t k_tᵀ (float64 panels) for every layer, and T.
 
     Returns (T, {layer: Panels} if keep else {}, product mode, Checkpoints or None). The groups run one after
     another; each forward stops after its group's last layer. With `checkpoint` (a directory), each group is saved
-    every `checkpoint_every` batches and/or `checkpoint_minutes`, and once finished; a rerun resumes from the saved
-    groups whose fingerprint matches (checkpoint_signature: texts, max_length, model, products; the token budget and
-    the plan are not, so an OOM retry with a smaller budget or another node's plan resumes too). `signature`, when
+    every `checkpoint_every` batches (0: not by count) and/or `checkpoint_minutes`, and once finished; a rerun
+    resumes from the saved groups whose fingerprint matches (checkpoint_signature: texts, max_length, model,
+    products; the token budget and the plan are not, so an OOM retry with a smaller budget or another node's plan
+    resumes too). `signature`, when
     given, is the dict the fingerprint was made from: a refused checkpoint's warning names the field that differs."""
     L = models.n_layers(model)
     widths = layer_widths(model)
@@ -323,7 +325,7 @@ def accumulate(model, tokenizer, texts: list[str], *, max_length: int, token_bud
 
 
 def collect(model, tokenizer, texts: list[str], *, max_length: int, token_budget: int = 4096,
-            checkpoint: str | Path | None = None, checkpoint_every: int | None = 10,
+            checkpoint: str | Path | None = None, checkpoint_every: int = 0,
             checkpoint_minutes: float | None = None, fingerprint_id: str = "", progress=None,
             device: str | torch.device = "cpu", groups=None, signature: dict | None = None
             ) -> tuple[list[torch.Tensor], int]:
@@ -440,12 +442,12 @@ def diagnostics(covs, condition_warn: float = 1e8, n_tokens: int | None = None):
     return pd.DataFrame(rows)
 
 
-def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every, token_budget, checkpoint=None,
-             batch_tokens=None, checkpoint_s=1800, device_mib=0, device="cpu", logger=None):
+def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every, checkpoint_minutes, device_memory_mib,
+             token_budget, batch_tokens, checkpoint=None, device="cpu", logger=None):
     """Rule `covariance`: model + corpus sample → cache file `cov`, through a memory plan of layer groups (logged and
     recorded in the cache metadata) with per-group checkpoints in the directory `checkpoint` (default:
     `<cov>.checkpoint` beside the cache, so it is no param and never reruns anything), written every
-    `checkpoint_every` batches (0: by time only) and at most `checkpoint_s` seconds apart. `device_mib` caps the
+    `checkpoint_every` batches (0: by time only) and at most `checkpoint_minutes` apart. `device_memory_mib` caps the
     device memory the plan may use (0: the GPU's free memory). Texts are truncated to `max_length`, or, when that is
     None, by the reference code's rule min(context, batch_tokens) (kis.models.covariance_max_length; batch_tokens is
     the configured token budget, never a retry's halved one)."""
@@ -456,9 +458,6 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
     from .io import read_parquet_metadata
 
     logger = logger or log
-    checkpoint_minutes = checkpoint_s / 60
-    device_memory_gb = device_mib / 1024 or None
-    checkpoint_every = checkpoint_every or None
     model, tok, man = models.load_prepared(manifest, device=device)
     frame = pd.read_parquet(texts)
     corpus_meta = read_parquet_metadata(texts)
@@ -470,7 +469,7 @@ def run_rule(*, manifest, texts, cov, max_length, store_dtype, checkpoint_every,
     signature = checkpoint_signature(model, man, frame.id.tolist(), frame.text.tolist(), max_length=max_length,
                                      products=panels.product_mode(next(model.parameters()).dtype, device))
     fp = fingerprint(**signature)
-    budget, source = device_budget(device, device_memory_gb, model)
+    budget, source = device_budget(device, device_memory_mib, model)
     the_plan = plan_model(model, token_budget=token_budget, seq=max_length, device_bytes=budget,
                           store_dtype=store_dtype, n_texts=len(frame),
                           n_tokens=plan.corpus_tokens(len(frame), max_length))

@@ -1,4 +1,5 @@
-"""Closed-form knowledge editing of an FFN output projection W (d × f), and five lifelong editors.
+"""Closed-form knowledge editing of an FFN output projection W (d × f), and seven lifelong editors
+(rome, r-rome, memit, alphaedit, deltaedit, wilke, kis).
 
 ROME (one key k, value v, C = E[k kᵀ]):
     u = C⁻¹k,  Λ = (v − W k) / (uᵀk),  W ← W + Λ uᵀ                      → W' k = v exactly

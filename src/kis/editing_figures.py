@@ -203,8 +203,8 @@ def interference_figure(frame: pd.DataFrame, labels: dict | None = None):
     return fig, pts, tab
 
 
-def run_trajectories(tables, png, csv, interference_png, interference_csv, interference_table_csv, labels=None,
-                     dpi: int = 300) -> None:
+def run_trajectories(tables, png, csv, interference_png, interference_csv, interference_table_csv, *, labels,
+                     dpi: int) -> None:
     frame = read_tables(tables)
     fig, data = trajectory_figure(frame, labels)
     save(fig, data, png, csv, dpi, float_format=None)
@@ -225,12 +225,12 @@ SCORE_STYLES = {"risk": ("black", "-", "o"), "confidence": ("tab:blue", "--", "s
                 "measured_displacement": ("tab:red", (0, (1, 1)), "D")}
 
 
-def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int = 1000, seed: int = 0):
+def forecast_figure(long: pd.DataFrame, labels: dict | None = None, *, n_boot: int, seed: int):
     """(Figure, step table): a row per model, a column per method; in each panel the AUC for "forgotten" against
     the recorded step of each score of kis.forecast.SCORES with its 95 % bootstrap interval over facts (error bars),
     chance (0.5) dashed; the measured displacement (post-edit) is drawn for reference, not as a forecast."""
     labels = labels or {}
-    tab = forecast.step_table(long, n_boot, seed)
+    tab = forecast.step_table(long, n_boot=n_boot, seed=seed)
     model_list = list(dict.fromkeys(long.model))
     method_list = _methods(long)
     fig, axes = plt.subplots(len(model_list), len(method_list), figsize=(3.4 * len(method_list),
@@ -264,12 +264,11 @@ def forecast_figure(long: pd.DataFrame, labels: dict | None = None, n_boot: int 
     return fig, tab
 
 
-def run_forecast(tables, png, csv, summary_csv, labels=None, dpi: int = 300, n_boot: int = 1000,
-                 seed: int = 0) -> None:
+def run_forecast(tables, png, csv, summary_csv, *, labels, dpi: int, n_boot: int, seed: int) -> None:
     """Rule fig_forecast: the forecast figure, the per-fact rows (csv) and the AUC per (model, method, step, score)
     (summary_csv, kis.forecast.step_table)."""
     long = read_forecasts(tables)
-    fig, tab = forecast_figure(long, labels, n_boot, seed)
+    fig, tab = forecast_figure(long, labels, n_boot=n_boot, seed=seed)
     save(fig, long.drop(columns=["corpus_id"]), png, csv, dpi, float_format=None)
     with io.atomic_path(summary_csv) as tmp:
         tab.to_csv(tmp, index=False)

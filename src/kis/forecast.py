@@ -84,7 +84,7 @@ def auc(pred, label) -> float:
     return float((ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def forgetting_auc(pred, forgotten, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+def forgetting_auc(pred, forgotten, *, n_boot: int, seed: int) -> tuple[float, float, float]:
     """(AUC, 2.5 %, 97.5 % bootstrap percentiles) of `pred` for `forgotten`, resampling the rows (facts) with
     replacement; resamples with one class are skipped; NaN when the sample has one class. The resamples depend on
     the seed and the number of rows only: scores of the same facts share them (paired)."""
@@ -105,7 +105,7 @@ def forgetting_auc(pred, forgotten, n_boot: int = 1000, seed: int = 0) -> tuple[
     return a, float(lo), float(hi)
 
 
-def step_table(long: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def step_table(long: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
     """STEP_COLUMNS: per (model, method, recorded step with status ok) and score of SCORES, the AUC of the score
     (signed: higher = more at risk) for "forgotten" among the facts correct at step 0, with its bootstrap interval
     over those facts (one row per fact at one step: the facts are the resampled units)."""
@@ -116,7 +116,7 @@ def step_table(long: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.Data
             raise ValueError(f"{model}/{method} step {step}: a held-out fact appears twice")
         y = known.forgotten.to_numpy(bool)
         for score, (col, sign) in SCORES.items():
-            a, lo, hi = forgetting_auc(sign * known[col].to_numpy(float), y, n_boot, seed)
+            a, lo, hi = forgetting_auc(sign * known[col].to_numpy(float), y, n_boot=n_boot, seed=seed)
             rows.append({"model": model, "method": method, "step": int(step), "score": score,
                          "pre_edit": score in PRE_EDIT, "auc": a, "auc_lo": lo, "auc_hi": hi,
                          "n_known": len(known), "n_forgotten": int(y.sum())})

@@ -205,13 +205,29 @@ def setup_logging(logfile: str | Path | None = None, level=logging.INFO) -> logg
     return logging.getLogger("kis")
 
 
+# Resources that tell the scheduler where and how long a job runs, never the function what to compute: Snakemake's
+# own (_cores, _nodes, tmpdir, mem*, disk*, runtime), GPUs (profiles, rules/common.smk gpu_resources) and the
+# SLURM executor's (slurm_partition, ... and the options it passes to sbatch). Any other resource is the function's.
+SCHEDULER_RESOURCES = frozenset({
+    "tmpdir", "mem", "mem_mb", "mem_mib", "mem_gb", "disk", "disk_mb", "disk_mib", "runtime", "walltime",
+    "gpu", "gpus", "gpu_model", "gres", "nodes", "tasks", "tasks_per_node", "tasks_per_gpu", "cpus_per_task",
+    "cpus_per_gpu", "mem_mb_per_cpu", "mem_per_cpu", "constraint", "clusters", "qos", "reservation", "mpi",
+})
+
+
+def scheduler_resource(name: str) -> bool:
+    """Whether a job's resource is only the scheduler's (SCHEDULER_RESOURCES, _*, slurm_*), not a function's."""
+    return name in SCHEDULER_RESOURCES or name.startswith(("_", "slurm_"))
+
+
 def run(smk, rule) -> None:
     """Run one Snakemake job: every workflow/scripts/*.py is `run(snakemake, <stage>.<function>)`.
 
-    `rule` gets by keyword the job's named inputs and outputs (each must be one of its arguments), and those of
-    the job's params, wildcards, resources and threads that it takes; `logger` is the job's log; a `device`
-    argument pins torch to the job's `threads:` and picks the device (KIS_DEVICE, else cuda when available; a GPU
-    stage without CUDA fails at once unless the config says `run_on_cpu: true`).
+    `rule` gets by keyword the job's named inputs, outputs, params and resources (each must be one of its
+    arguments: a misspelt or unused one is an error, not silently dropped; scheduler resources such as mem_mb,
+    runtime, gpu are exempt, SCHEDULER_RESOURCES) and the wildcards and threads that it takes; `logger` is the job's
+    log; a `device` argument pins torch to the job's `threads:` and picks the device (KIS_DEVICE, else cuda when
+    available; a GPU stage without CUDA fails at once unless the config says `run_on_cpu: true`).
     """
     with contextlib.ExitStack() as locks:
         for out in smk.output:  # before the log is opened: a second run must not overwrite the first one's log
@@ -229,9 +245,10 @@ def _run(smk, rule) -> None:
     for kind in ("input", "output", "params", "wildcards", "resources"):
         for name, value in getattr(smk, kind).items():
             if name not in takes:
-                if kind in ("input", "output"):
-                    raise TypeError(f"{where} takes no argument {name!r} for the rule's {kind} {name!r}")
-                continue
+                if kind in ("input", "output", "params") or (kind == "resources" and not scheduler_resource(name)):
+                    raise TypeError(f"{where} takes no argument {name!r} for the rule's {kind} {name!r} (misspelt, "
+                                    f"or no longer used: rename or remove it in the rule)")
+                continue  # a wildcard that only names the files, or a scheduler resource (mem_mb, runtime, gpu)
             if name in given:
                 raise TypeError(f"{where}: {name!r} is named twice in the rule (input/output/params/wildcards)")
             given[name] = list(value) if isinstance(value, list) else value

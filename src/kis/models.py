@@ -354,14 +354,16 @@ def load(location: str, *, dtype: str = "float32", revision: str | None = None, 
 def prepare(spec: dict, out_dir: str | Path) -> dict:
     """Make a model loadable offline by `load_prepared`: GGUF → a safetensors directory; hub/local → recorded.
 
-    Returns the manifest written to out_dir/manifest.json.
+    `spec` is a config model entry with its defaults filled (config/schema.yaml; kis.schema.filled("models.*", ...)
+    outside the workflow). Returns the manifest written to out_dir/manifest.json.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     kind, where = source_of(spec)
-    dtype = spec.get("dtype", "float32")
-    trust = bool(spec.get("trust_remote_code", False))
-    revision = spec.get("revision")
+    from .schema import require
+
+    require(spec, ("dtype", "trust_remote_code", "revision"), f"model entry {where}", ValueError)
+    dtype, trust, revision = spec["dtype"], bool(spec["trust_remote_code"]), spec["revision"]
     extra = {}
     if kind == "gguf":
         if where.startswith(("pypi-assemble:", "pypi-parts:")) and not spec.get("sha256"):

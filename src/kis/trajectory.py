@@ -316,7 +316,7 @@ def _rel(err, meas, how) -> float:
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
         fluency_max_len: int = 100, record_steps=None, progress=None, log_every: int = 1, checkpoint=None,
-        checkpoint_every: int = 1, stale: str = "error", inputs: dict | None = None) -> pd.DataFrame:
+        checkpoint_every: int | None = None, stale: str = "error", inputs: dict | None = None) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
@@ -333,7 +333,11 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     model, stream, held-out set and hyperparameters, else an error naming the field — or, with stale="restart",
     a logged warning and a fresh start); it is removed once the trajectory ends. Resumed or not, the rows are the
     same (tests/test_trajectory.py). What "the same run" means is checkpoint_signature; `inputs` adds what only the
-    caller knows (the rule: the C tensors' hash, the whole editing settings, the model's files)."""
+    caller knows (the rule: the C tensors' hash, the whole editing settings, the model's files).
+    checkpoint_every (≥ 1) is required with a checkpoint."""
+    if checkpoint is not None and not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+        raise ValueError(f"a trajectory checkpoint needs checkpoint_every ≥ 1 (edits between saves), got "
+                         f"{checkpoint_every!r}")
     if getattr(editor, "protected_ids", None) is not None:
         editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
     ml = editor.measure_layer
@@ -474,7 +478,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
                 break
             record(r)
             window = []
-        if ckpt is not None and (due or n % max(1, int(checkpoint_every)) == 0) and n < len(edits):
+        if ckpt is not None and (due or n % checkpoint_every == 0) and n < len(edits):
             save(n)
     if ckpt is not None and ckpt.exists():
         ckpt.unlink()
@@ -563,7 +567,7 @@ def run_inputs(manifest: dict, covs: dict, settings: dict) -> dict:
 
 
 def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, settings: dict, names, batch_size: int,
-             forecast=None, device="cpu", logger=None, checkpoint_every: int = 0):
+             checkpoint_every: int, forecast=None, device="cpu", logger=None):
     """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet (`table`) and, when
     given, the per-fact forecast table beside it (`forecast`, kis.forecast.long_table).
 
@@ -619,14 +623,14 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                     r["heldout_acc"], r["retention"], r["efficacy"], r["interference_measured"],
                     r["interference_predicted_c"], time.perf_counter() - t0)
 
-    checkpointed = int(checkpoint_every) > 0
+    checkpointed = checkpoint_every > 0  # editing.checkpoint_every: edits between saved states, 0: none
     rows = run(net, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
                eval_every=int(settings["eval_every"]), model_name=model_name,
                max_neighborhood=settings["max_neighborhood"], batch_size=int(batch_size),
                fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
                progress=progress, stale="restart", inputs=run_inputs(man, covs, settings) if checkpointed else None,
                checkpoint=Path(table).with_suffix(".ckpt.pt") if checkpointed else None,
-               checkpoint_every=max(1, int(checkpoint_every)))
+               checkpoint_every=checkpoint_every if checkpointed else None)
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
             "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
