@@ -12,6 +12,13 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# the editing hyperparameters live once (config/hparams.yaml): a config's editing section is merged over them
+if "editing" in config:
+    from kis.hparams import with_table
+
+    config["editing"] = with_table(config, f"{workflow.basedir}/config/hparams.yaml")["editing"]
+
+
 validate(config, "config/schema.yaml")  # fills every default (config/schema.yaml is the only place they live)
 
 

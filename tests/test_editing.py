@@ -12,7 +12,7 @@ import yaml
 import tiny
 from editfix import spd, t
 from wf import REPO
-from kis import editing, keys, models
+from kis import editing, hparams, keys, models
 
 REPO_CONFIG = REPO / "config" / "config.yaml"
 
@@ -276,7 +276,7 @@ DIMS = {"gpt2": (12, 3072), "gpt2-medium": (24, 4096), "gpt2-large": (36, 5120),
 
 
 def test_config_published_values_fit_their_models():
-    cfg = yaml.safe_load(REPO_CONFIG.read_text())
+    cfg = hparams.load_config(REPO_CONFIG)
     if "editing" not in cfg:
         pytest.skip("config/config.yaml has no editing section")
     for name, methods in cfg["editing"]["published"].items():
@@ -290,7 +290,7 @@ def test_config_published_values_fit_their_models():
 
 
 def test_comparable_layers_per_model():
-    cfg = yaml.safe_load(REPO_CONFIG.read_text())["editing"]
+    cfg = hparams.load_config(REPO_CONFIG)["editing"]
 
     def layers(method, name):
         hp = editing.resolve_hparams(cfg, method, DIMS[name][0], [name], d_ff=DIMS[name][1])
@@ -329,8 +329,8 @@ def test_r_rome_takes_romes_layer_and_sources_name_the_values():
 
 def _readme_block():
     """The hyperparameter table of the README: paper.yaml's models and settings, and the offline SmolLM2."""
-    paper = yaml.safe_load((REPO_CONFIG.parent / "paper.yaml").read_text())
-    offline = yaml.safe_load(REPO_CONFIG.read_text())
+    paper = hparams.load_config(REPO_CONFIG.parent / "paper.yaml")
+    offline = hparams.load_config(REPO_CONFIG)
     specs = {}
     for cfg in (paper, offline):
         for key, spec in cfg["models"].items():
