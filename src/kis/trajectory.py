@@ -559,6 +559,11 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
         eligible = frame.case_id.tolist()
         logger.warning("editing.require_known is false: editing and holding out facts whether known or not")
     seed = int(settings["seed"])
+    steps = settings.get("steps")  # explicit recorded steps (a study): the stream must be as long as asked
+    if steps is not None and len(eligible) < int(settings["n_edits"]) + int(settings["n_test"]):
+        raise ValueError(f"{known}: {model_name} has {len(eligible)} eligible facts, fewer than editing.n_edits "
+                         f"({settings['n_edits']}) + editing.n_test ({settings['n_test']}) that a run with explicit "
+                         "editing.steps needs: lower them, or raise facts.max_records (null: every record)")
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
     protected_ids = protected_split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed,
@@ -583,7 +588,7 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
 
     checkpointed = int(checkpoint_every) > 0
     rows = run(net, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
-               eval_every=int(settings["eval_every"]), model_name=model_name,
+               eval_every=int(settings["eval_every"]), record_steps=steps, model_name=model_name,
                max_neighborhood=settings["max_neighborhood"], batch_size=int(batch_size),
                fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
                progress=progress, stale="restart", inputs=run_inputs(man, covs, settings) if checkpointed else None,
