@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import wf
-from kis import hparams, io, study
+from kis import hparams, io, study, trajectory
 from kis.figures import FigureError
 
 STUDY = wf.REPO / "config" / "study.yaml"
@@ -46,6 +46,17 @@ def test_summary_names_a_bad_table(tmp_path):
     io.write_parquet(t.drop(columns="fluency"), tmp_path / "nofl.parquet")
     with pytest.raises(FigureError, match=r"nofl.parquet: missing column\(s\) \['fluency'\]"):
         study.summary([tmp_path / "nofl.parquet"])
+
+
+def test_explicit_steps_need_enough_known_facts():
+    """A study's stream is as long as asked: with explicit steps, too few eligible facts is an error naming them;
+    without, the stream shrinks with a warning as before."""
+    s = {"n_edits": 100, "n_test": 100, "steps": [0, 10, 100]}
+    trajectory.check_enough(200, s, "known.parquet: m")
+    with pytest.raises(ValueError, match=r"known.parquet: m has 199 eligible facts, fewer than editing.n_edits \(100\) "
+                                         r"\+ editing.n_test \(100\) = 200"):
+        trajectory.check_enough(199, s, "known.parquet: m")
+    trajectory.check_enough(5, {**s, "steps": None}, "m")
 
 
 def test_the_study_config_plans_every_trajectory_and_the_study_target(tmp_path):
@@ -89,3 +100,30 @@ def test_the_study_on_tiny_models_end_to_end(tmp_path):
         assert (res / "figures" / "trajectories" / name).exists(), name
     fig = pd.read_csv(res / "figures" / "trajectories" / "trajectories.csv")
     assert set(fig.method) == set(ed["methods"])
+
+
+def test_the_null_space_study_on_tiny_models_end_to_end(tmp_path):
+    """`snakemake studies`: per model one table over AlphaEdit's window whose shares equal numpy's from the run's own
+    C and keys (the threshold set per model so that the null space is neither empty nor everything)."""
+    from kis import covariance, keys
+
+    thr = 1e-3
+    cfg = wf.tiny_config(tmp_path, families=("gpt2", "llama"), overrides={"editing": {
+        "overrides": {m: {"alphaedit": {"nullspace_threshold": thr}} for m in ("tiny-gpt2", "tiny-llama")}}})
+    wf.snakemake(cfg, "--cores", "1", "studies", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = tmp_path / "results"
+    for model in ("tiny-gpt2", "tiny-llama"):
+        got = pd.read_parquet(res / "studies" / "null_space" / f"{model}.parquet")
+        meta = io.read_parquet_metadata(res / "studies" / "null_space" / f"{model}.parquet")
+        assert got.layer.tolist() == meta["layers"] and len(got) >= 1 and meta["corpus_id"]
+        K, _, _, _ = keys.read(res / "keys" / f"{model}.parquet")
+        covs, _ = covariance.load(res / "covariance" / f"{model}.safetensors", layers=meta["layers"])
+        for r in got.itertuples():
+            C, Kl = covs[r.layer].numpy(), K[r.layer].astype(np.float64)
+            ev, vec = np.linalg.eigh(C)
+            low = vec[:, ev < thr]
+            share = ((Kl @ low) ** 2).sum(1) / (Kl ** 2).sum(1)
+            assert r.below == int((ev < thr).sum()) and r.f == C.shape[0] and r.threshold == thr
+            assert r.corpus_share == pytest.approx(ev[ev < thr].sum() / ev.sum(), rel=1e-9)
+            assert r.fact_share_median == pytest.approx(np.median(share), rel=1e-6)
+            assert r.n_keys == len(Kl)
