@@ -32,6 +32,7 @@ include: "rules/knowledge.smk"
 include: "rules/superposition.smk"
 include: "rules/figures.smk"
 include: "rules/editing.smk"
+include: "rules/studies.smk"
 
 
 if workflow.is_main_process:  # not in every job: the front page reads the finished statistics table
