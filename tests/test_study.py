@@ -13,6 +13,7 @@ from kis import hparams, io, study, trajectory
 from kis.figures import FigureError
 
 STUDY = wf.REPO / "config" / "study.yaml"
+META = {"corpus_id": "wiki-test"}
 
 
 def _row(step, seconds, **kw):
@@ -24,9 +25,9 @@ def _row(step, seconds, **kw):
 
 def test_summary_copies_the_table_and_divides_seconds_by_the_edits_of_each_row(tmp_path):
     rows = [_row(0, 0.0), _row(10, 30.0), _row(25, 45.0, status="diverged", reason="non-finite")]
-    io.write_parquet(pd.DataFrame(rows), tmp_path / "rome.parquet")
+    io.write_parquet(pd.DataFrame(rows), tmp_path / "rome.parquet", metadata=META)
     io.write_parquet(pd.DataFrame([_row(0, 0.0, method="kis"), _row(10, 5.0, method="kis")]),
-                     tmp_path / "kis.parquet")
+                     tmp_path / "kis.parquet", metadata=META)
     got = study.summary([tmp_path / "rome.parquet", tmp_path / "kis.parquet"], labels={"m": "Model M"})
     assert got[["method", "step"]].values.tolist() == [["rome", 0], ["rome", 10], ["rome", 25], ["kis", 0],
                                                        ["kis", 10]]
@@ -40,10 +41,10 @@ def test_summary_copies_the_table_and_divides_seconds_by_the_edits_of_each_row(t
 
 def test_summary_names_a_bad_table(tmp_path):
     t = pd.DataFrame([_row(0, 0.0), _row(0, 1.0)])
-    io.write_parquet(t, tmp_path / "dup.parquet")
+    io.write_parquet(t, tmp_path / "dup.parquet", metadata=META)
     with pytest.raises(FigureError, match="dup.parquet: step 0 recorded twice"):
         study.summary([tmp_path / "dup.parquet"])
-    io.write_parquet(t.drop(columns="fluency"), tmp_path / "nofl.parquet")
+    io.write_parquet(t.drop(columns="fluency"), tmp_path / "nofl.parquet", metadata=META)
     with pytest.raises(FigureError, match=r"nofl.parquet: missing column\(s\) \['fluency'\]"):
         study.summary([tmp_path / "nofl.parquet"])
 

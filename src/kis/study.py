@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from . import io
+from . import editing_figures, io
 from .figures import FigureError
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,7 @@ def summary(tables, labels: dict | None = None) -> pd.DataFrame:
     labels = labels or {}
     out, seen = [], set()
     for path in tables:
-        t = pd.read_parquet(path)
-        missing = [c for c in NEEDED if c not in t.columns]
-        if missing:
-            raise FigureError(f"{path}: missing column(s) {missing}")
-        if t.empty:
-            raise FigureError(f"{path}: no rows")
+        t = editing_figures.read_one(path, NEEDED)  # the columns, rows and corpus id the figures check
         for col in ("model", "method"):
             if t[col].nunique() != 1:
                 raise FigureError(f"{path}: column {col!r} holds {sorted(t[col].unique())}, not one value")
