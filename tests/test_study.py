@@ -74,6 +74,13 @@ def test_the_study_config_plans_every_trajectory_and_the_study_target(tmp_path):
             assert jobs[rule] == 1, (rule, jobs)
 
 
+def test_a_recorded_step_past_the_stream_is_a_config_error(tmp_path):
+    cfg = wf.tiny_config(tmp_path, overrides={"editing": {"n_edits": 3, "steps": [0, 2, 5]}})
+    proc = wf.snakemake(cfg, "-n", "study", check=False)
+    assert proc.returncode != 0
+    assert "editing.steps: 5 is past the stream's end (editing.n_edits = 3)" in proc.stdout + proc.stderr
+
+
 def test_the_study_on_tiny_models_end_to_end(tmp_path):
     """The study config's editing section (all seven methods, explicit steps) on the tiny models with 3 edits: the
     summary has one row per model × method × recorded step and every value equals its trajectory table's."""
@@ -81,7 +88,7 @@ def test_the_study_on_tiny_models_end_to_end(tmp_path):
     ed.update(n_edits=3, n_test=4, steps=[0, 1, 3], require_known=False, fluency_max_len=12,
               overrides={m: {"kis": {"n_protected": 4}} for m in ("tiny-gpt2", "tiny-llama")})
     cfg = wf.tiny_config(tmp_path, families=("gpt2", "llama"), overrides={"editing": ed})
-    wf.snakemake(cfg, "--cores", "1", "study", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wf.snakemake(cfg, "--cores", "2", "study", env={**os.environ, "OMP_NUM_THREADS": "1"})
     res = tmp_path / "results"
     got = pd.read_csv(res / "study" / "summary.csv", keep_default_na=False, na_values=[""])
     assert len(got) == 2 * 7 * 3
