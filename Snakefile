@@ -12,6 +12,13 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# the editing hyperparameters live once (config/hparams.yaml): a config's editing section is merged over them
+if "editing" in config:
+    from kis.hparams import with_table
+
+    config["editing"] = with_table(config, f"{workflow.basedir}/config/hparams.yaml")["editing"]
+
+
 validate(config, "config/schema.yaml")  # fills every default (config/schema.yaml is the only place they live)
 
 
@@ -28,6 +35,7 @@ include: "rules/superposition.smk"
 include: "rules/statistics.smk"
 include: "rules/figures.smk"
 include: "rules/editing.smk"
+include: "rules/studies.smk"
 
 
 if workflow.is_main_process:  # not in every job: the front page reads the finished statistics table

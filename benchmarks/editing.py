@@ -91,9 +91,10 @@ def facts_for_timing(n: int) -> list[dict]:
 
 
 def editing_settings() -> dict:
-    import yaml
+    """config/config.yaml's editing section over the hyperparameter table (config/hparams.yaml), as the workflow."""
+    from kis import hparams
 
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["editing"]
+    return hparams.load_config(REPO / "config" / "config.yaml")["editing"]
 
 
 def main(argv=None):

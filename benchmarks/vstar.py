@@ -24,11 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-import yaml  # noqa: E402
 import timing  # noqa: E402
 from bench_common import OUT, REPO, first_facts, model_for  # noqa: E402
 
-from kis import editing, models, vstar  # noqa: E402
+from kis import editing, hparams, models, vstar  # noqa: E402
 
 WARMUP_STEPS = 2
 
@@ -43,7 +42,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, tok, name = model_for(args.manifest)
-    settings = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["editing"]
+    settings = hparams.load_config(REPO / "config" / "config.yaml")["editing"]  # over config/hparams.yaml
     hp = editing.resolve_hparams(settings, "rome", models.n_layers(model), names=(name,))
     layer = hp["layer"] if args.layer is None else args.layer
     facts = first_facts(args.facts)

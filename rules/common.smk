@@ -23,6 +23,9 @@ if bad := [k for k in config["models"] if k.startswith("all_models")]:
                  "figures would be overwritten by them — rename it")
 if not str(config["results"]).strip() or Path(config["results"]).resolve() == Path("/"):
     config_error(f"results: {config['results']!r} would put every output at the filesystem root; name a folder")
+if "editing" in config and config["editing"]["steps"] and max(config["editing"]["steps"]) > config["editing"]["n_edits"]:
+    config_error(f"editing.steps: {max(config['editing']['steps'])} is past the stream's end (editing.n_edits = "
+                 f"{config['editing']['n_edits']})")
 RESULTS = config["results"]
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
@@ -48,12 +51,13 @@ def canonical(obj):
 
 def get_final_output():
     """The default target (Snakefile, all): every model's covariance diagnostics, the analysis set, the statistics,
-    every figure family, and the editing figures when the config has an editing section."""
+    every figure family, and the editing study's summary and figures when the config has an editing section."""
     final = expand(rules.covariance_diagnostics.output.table, model=MODELS)
     final += [rules.select_items.output.table, rules.statistics.output.table]
     final += [f for targets in FIGURE_TARGETS.values() for f in targets]
     if "editing" in config:  # e.g. the paper's superposition study has none: no trajectories
-        final += list(rules.fig_trajectories.output) + list(rules.fig_forecast.output)
+        final += list(rules.study_summary.output) + list(rules.fig_trajectories.output)
+        final += list(rules.fig_forecast.output)
     return final
 
 
@@ -232,6 +236,8 @@ def edit_settings(wc):
     out = {k: editing[k] for k in common}
     if editing["context_templates"] == "generated":  # sampled from the model (kis.templates): their seed
         out["template_seed"] = editing["template_seed"]
+    if editing.get("steps") is not None:  # only when set: a config without it keeps its params (no rerun)
+        out["steps"] = sorted(editing["steps"])
     out["defaults"] = {wc.method: editing["defaults"][wc.method]}
     # the layers a method may borrow (kis.editing.resolve_hparams): ROME's layer, the MEMIT family's windows
     borrow = {"rome", "alphaedit", "memit", "deltaedit"} - {wc.method}

@@ -92,3 +92,30 @@ rule trajectories:
     input:
         rules.fig_trajectories.output,
         rules.fig_forecast.output,
+
+
+# The editing study (config/study.yaml, config/paper.yaml): from the trajectory tables only, a summary of every
+# model × method × recorded step (kis.study), beside the trajectory and forecast figures of all methods.
+rule study_summary:
+    localrule: True
+    input:
+        tables=expand(rules.trajectory.output.table, model=MODELS, method=EDIT_METHODS),
+    output:
+        csv=report(f"{RESULTS}/study/summary.csv", caption="../report/study.rst", category="editing"),
+        md=f"{RESULTS}/study/summary.md",
+    params:
+        labels=canonical(LABELS),
+    log:
+        f"{LOGS}/study_summary/summary.log",
+    conda:
+        "../envs/figures.yaml"
+    script:
+        "../workflow/scripts/study_summary.py"
+
+
+rule study:
+    localrule: True
+    input:
+        rules.study_summary.output,
+        rules.fig_trajectories.output,
+        rules.fig_forecast.output,

@@ -1,10 +1,11 @@
-"""Test setup in one place: the helper modules (tests/tiny.py, tests/wf.py, tests/synth.py, tests/slurm/compare.py,
-benchmarks/*.py) are importable by name; the session's tiny end-to-end run is a fixture."""
+"""Test setup in one place: the helper modules (tests/tiny.py, tests/wf.py, tests/synth.py, tests/slurm/compare.py)
+are importable by name (a benchmark script is imported from its path: wf.bench_module); the session's tiny
+end-to-end run is a fixture."""
 import sys
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-for folder in (TESTS, TESTS / "slurm", TESTS.parent / "benchmarks"):
+for folder in (TESTS, TESTS / "slurm"):
     sys.path.insert(0, str(folder))
 
 import pytest  # noqa: E402

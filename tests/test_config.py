@@ -5,7 +5,7 @@ import jsonschema
 import pytest
 import yaml
 
-from kis import editing
+from kis import editing, hparams
 
 from wf import REPO
 SCHEMA = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
@@ -15,9 +15,11 @@ def validate(cfg):
     jsonschema.Draft202012Validator(SCHEMA).validate(cfg)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml") if p.name != "schema.yaml"))
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")
+                                         if p.name not in ("schema.yaml", "hparams.yaml")))
 def test_shipped_configs_validate(name):
     validate(yaml.safe_load((REPO / "config" / name).read_text()))
+    validate(hparams.load_config(REPO / "config" / name))  # as the Snakefile reads it: over the hyperparameter table
 
 
 def base():
@@ -115,18 +117,59 @@ def test_validate_fills_nested_editing_defaults():
     from snakemake.utils import validate as snakemake_validate
 
     cfg = base()
-    cfg["editing"] = {"defaults": cfg["editing"]["defaults"]}
+    cfg["editing"] = {}
+    cfg = hparams.with_table(cfg)
     snakemake_validate(cfg, str(REPO / "config" / "schema.yaml"))
-    assert cfg["editing"] == {**wf.defaults("editing"), "defaults": base()["editing"]["defaults"]}
+    table = hparams.load()
+    assert cfg["editing"] == {**wf.defaults("editing"), **table}
     assert tuple(cfg["editing"]["methods"]) == editing.METHODS
-    assert cfg["editing"]["context_templates"] == ["{}"] and cfg["editing"]["published"] == {}
+    assert cfg["editing"]["context_templates"][0] == "{}" and "gpt2-xl" in cfg["editing"]["published"]
 
 
-def test_tiny_end_to_end_config_edits_with_the_offline_defaults():
-    """.test/config/config.yaml repeats the offline default's editing.defaults (the schema has none): keep them equal."""
-    tiny_cfg = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
-    assert tiny_cfg["editing"]["defaults"] == yaml.safe_load((REPO / "config" / "config.yaml").read_text())[
-        "editing"]["defaults"]
+def test_the_hyperparameters_live_once():
+    """config/hparams.yaml holds the context templates, defaults and published values; no config repeats them, and
+    a config's editing section changes only what it names (dicts key by key)."""
+    table = hparams.load()
+    assert set(table) == {"context_templates", "defaults", "published"}
+    assert set(table["defaults"]) == set(editing.METHODS)
+    for path in [*(REPO / "config").glob("*.yaml"), REPO / ".test" / "config" / "config.yaml"]:
+        if path.name in ("schema.yaml", "hparams.yaml"):
+            continue
+        ed = yaml.safe_load(path.read_text()).get("editing") or {}
+        assert not set(ed) & set(hparams.KEYS), f"{path} repeats {sorted(set(ed) & set(hparams.KEYS))}"
+    cfg = hparams.with_table({"editing": {"defaults": {"rome": {"v_lr": 0.1}}, "published": {"x": {"rome": {
+        "layer": 3}}}, "context_templates": ["{}"]}})["editing"]
+    assert cfg["defaults"]["rome"] == {**table["defaults"]["rome"], "v_lr": 0.1}
+    assert cfg["defaults"]["memit"] == table["defaults"]["memit"] and cfg["context_templates"] == ["{}"]
+    assert cfg["published"] == {**table["published"], "x": {"rome": {"layer": 3}}}
+    assert hparams.with_table({"models": {}}) == {"models": {}}  # no editing section: nothing added
+
+
+def test_a_bad_hyperparameter_table_is_an_error_naming_it(tmp_path):
+    bad = tmp_path / "hp.yaml"
+    bad.write_text("editing: {defaults: {}, n_edits: 3}\n")
+    with pytest.raises(ValueError, match="hp.yaml: unexpected key 'n_edits'"):
+        hparams.with_table({"editing": {}}, bad)
+    bad.write_text("defaults: {}\n")
+    with pytest.raises(ValueError, match="hp.yaml: needs one top-level mapping `editing:`"):
+        hparams.load(bad)
+
+
+def test_paper_and_offline_share_memits_lambda_rule_and_llama3_r_rome_is_its_rome():
+    """Issue 27's fidelity items: config/paper.yaml's MEMIT λ comes by the same rule as the offline config's
+    (λ = mom2_update_weight_per_ff · f), and Llama-3's r-ROME takes ROME's published Llama-3 values."""
+    paper, offline = (hparams.load_config(REPO / "config" / n)["editing"] for n in ("paper.yaml", "config.yaml"))
+    assert paper["defaults"]["memit"] == offline["defaults"]["memit"]
+    for name in ("meta-llama/Meta-Llama-3-8B", "meta-llama/Llama-3.1-8B"):
+        hp = {m: editing.resolve_hparams({**paper, "methods": list(editing.METHODS)}, m, 32, [name], d_ff=14336)
+              for m in ("rome", "r-rome")}
+        for k in ("layer", "v_num_grad_steps", "v_weight_decay", "mom2_adjustment", "v_lr", "clamp_norm_factor"):
+            assert hp["r-rome"][k] == hp["rome"][k], (name, k)
+        assert hp["r-rome"]["v_weight_decay"] == 0.001 and hp["r-rome"]["mom2_adjustment"] is False
+    # a model without a published MEMIT λ: the same λ in both (here SmolLM2's f = 1536)
+    lam = [editing.resolve_hparams(s, "memit", 30, ["smollm2-135m"], d_ff=1536)["mom2_update_weight"]
+           for s in (paper, offline)]
+    assert lam[0] == lam[1] == pytest.approx(0.9155 * 1536)
 
 
 # ---------------------------------------------------------------- the offline default (issue 11)

@@ -69,7 +69,7 @@ def required_keywords(fn) -> set[str]:
     (editing_figures.run_forecast, {"labels", "dpi", "n_boot", "seed"}),
     (editing_figures.run_trajectories, {"labels", "dpi"}),
     (editing_figures.forecast_figure, {"n_boot", "seed"}),
-    (forecast.summary, {"n_boot", "seed"}),
+    (forecast.step_table, {"n_boot", "seed"}),
     (forecast.forgetting_auc, {"n_boot", "seed"}),
 ])
 def test_rule_functions_take_these_settings_without_a_default(fn, keys):

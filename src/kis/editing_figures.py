@@ -59,20 +59,23 @@ def log_ticks(axis, values) -> list[float]:
     return ticks
 
 
+def read_one(p, needed) -> pd.DataFrame:
+    """One Parquet table with the `needed` columns and rows, its corpus_id (Parquet metadata) as a column."""
+    f = pd.read_parquet(p)
+    missing = [c for c in needed if c not in f.columns]
+    if missing:
+        raise FigureError(f"{p}: missing column(s) {missing}")
+    if f.empty:
+        raise FigureError(f"{p}: no rows")
+    corpus_id = io.read_parquet_metadata(p).get("corpus_id")
+    if not corpus_id:
+        raise FigureError(f"{p}: metadata field corpus_id is missing (which corpus made C?)")
+    return f.assign(corpus_id=str(corpus_id))
+
+
 def _read(paths, needed, what: str) -> pd.DataFrame:
-    """Parquet tables stacked, each with the `needed` columns and its corpus_id (Parquet metadata) as a column."""
-    frames = []
-    for p in paths:
-        f = pd.read_parquet(p)
-        missing = [c for c in needed if c not in f.columns]
-        if missing:
-            raise FigureError(f"{p}: missing column(s) {missing}")
-        if f.empty:
-            raise FigureError(f"{p}: no rows")
-        corpus_id = io.read_parquet_metadata(p).get("corpus_id")
-        if not corpus_id:
-            raise FigureError(f"{p}: metadata field corpus_id is missing (which corpus made C?)")
-        frames.append(f.assign(corpus_id=str(corpus_id)))
+    """Parquet tables stacked (read_one each)."""
+    frames = [read_one(p, needed) for p in paths]
     if not frames:
         raise FigureError(f"no {what} tables given")
     return pd.concat(frames, ignore_index=True)

@@ -118,6 +118,16 @@ def _plan(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], in
     return [ids[i] for i in order], n_edits, n_test
 
 
+def check_enough(n_eligible: int, settings: dict, where: str) -> None:
+    """With explicit recorded steps (a study) the stream and held-out set must be as long as asked: too few eligible
+    facts is an error naming the numbers, not the shrunk stream _plan would make (eval_every alone keeps that)."""
+    need = int(settings["n_edits"]) + int(settings["n_test"])
+    if settings.get("steps") is not None and n_eligible < need:
+        raise ValueError(f"{where} has {n_eligible} eligible facts, fewer than editing.n_edits ({settings['n_edits']}) "
+                         f"+ editing.n_test ({settings['n_test']}) = {need} that a run with explicit editing.steps "
+                         "needs: lower them, or raise facts.max_records (null: every record)")
+
+
 def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], list[int]]:
     """(edit stream, held-out set): a seeded permutation of the eligible case ids, cut in two disjoint parts.
     With too few facts the held-out set shrinks to a third of them and the stream takes the rest (logged)."""
@@ -593,6 +603,8 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
         eligible = frame.case_id.tolist()
         logger.warning("editing.require_known is false: editing and holding out facts whether known or not")
     seed = int(settings["seed"])
+    steps = settings.get("steps")
+    check_enough(len(eligible), settings, f"{known}: {model_name}")
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
     protected_ids = protected_split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed,
@@ -625,7 +637,7 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
 
     checkpointed = checkpoint_every > 0  # editing.checkpoint_every: edits between saved states, 0: none
     rows = run(net, tok, editor, facts_by_id(frame, edit_ids), facts_by_id(frame, test_ids),
-               eval_every=int(settings["eval_every"]), model_name=model_name,
+               eval_every=int(settings["eval_every"]), record_steps=steps, model_name=model_name,
                max_neighborhood=settings["max_neighborhood"], batch_size=int(batch_size),
                fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
                progress=progress, stale="restart", inputs=run_inputs(man, covs, settings) if checkpointed else None,

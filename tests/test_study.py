@@ -1,0 +1,137 @@
+"""The editing study (issue 26): config/study.yaml plans one trajectory per model × method and the study target;
+the same study settings run end to end on the tiny models, and the summary table equals the trajectory tables."""
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import wf
+from kis import hparams, io, study, trajectory
+from kis.figures import FigureError
+
+STUDY = wf.REPO / "config" / "study.yaml"
+META = {"corpus_id": "wiki-test"}
+
+
+def _row(step, seconds, **kw):
+    base = dict(step=step, model="m", method="rome", status="ok", reason="", efficacy=1.0, paraphrase=0.5,
+                neighborhood=0.9, heldout_acc=0.8, heldout_p_true=0.3, fluency=6.0, delta_w_fro=2.0 * step,
+                seconds=seconds)
+    return {**base, **kw}
+
+
+def test_summary_copies_the_table_and_divides_seconds_by_the_edits_of_each_row(tmp_path):
+    rows = [_row(0, 0.0), _row(10, 30.0), _row(25, 45.0, status="diverged", reason="non-finite")]
+    io.write_parquet(pd.DataFrame(rows), tmp_path / "rome.parquet", metadata=META)
+    io.write_parquet(pd.DataFrame([_row(0, 0.0, method="kis"), _row(10, 5.0, method="kis")]),
+                     tmp_path / "kis.parquet", metadata=META)
+    got = study.summary([tmp_path / "rome.parquet", tmp_path / "kis.parquet"], labels={"m": "Model M"})
+    assert got[["method", "step"]].values.tolist() == [["rome", 0], ["rome", 10], ["rome", 25], ["kis", 0],
+                                                       ["kis", 10]]
+    assert math.isnan(got.seconds_per_edit[0])
+    np.testing.assert_allclose(got.seconds_per_edit[1:].to_numpy(), [30 / 10, 45 / 15, float("nan"), 5 / 10])
+    assert (got.label == "Model M").all() and got.status.tolist()[2] == "diverged"
+    md = study.markdown(got).splitlines()
+    assert len(md) == 2 + 5 and md[0].startswith("| model | method | step | efficacy")
+    assert md[4].endswith("| diverged: non-finite |") and "| Model M | rome | 10 | 1 | 0.5 | 0.9 | 0.8 | 0.3 | 6 | 20 | 3 |" in md[3]
+
+
+def test_summary_names_a_bad_table(tmp_path):
+    t = pd.DataFrame([_row(0, 0.0), _row(0, 1.0)])
+    io.write_parquet(t, tmp_path / "dup.parquet", metadata=META)
+    with pytest.raises(FigureError, match="dup.parquet: step 0 recorded twice"):
+        study.summary([tmp_path / "dup.parquet"])
+    io.write_parquet(t.drop(columns="fluency"), tmp_path / "nofl.parquet", metadata=META)
+    with pytest.raises(FigureError, match=r"nofl.parquet: missing column\(s\) \['fluency'\]"):
+        study.summary([tmp_path / "nofl.parquet"])
+
+
+def test_explicit_steps_need_enough_known_facts():
+    """A study's stream is as long as asked: with explicit steps, too few eligible facts is an error naming them;
+    without, the stream shrinks with a warning as before."""
+    s = {"n_edits": 100, "n_test": 100, "steps": [0, 10, 100]}
+    trajectory.check_enough(200, s, "known.parquet: m")
+    with pytest.raises(ValueError, match=r"known.parquet: m has 199 eligible facts, fewer than editing.n_edits \(100\) "
+                                         r"\+ editing.n_test \(100\) = 200"):
+        trajectory.check_enough(199, s, "known.parquet: m")
+    trajectory.check_enough(5, {**s, "steps": None}, "m")
+
+
+def test_the_study_config_plans_every_trajectory_and_the_study_target(tmp_path):
+    """`snakemake --configfile config/study.yaml -n`: one trajectory per model × method, the summary and figures."""
+    cfg = hparams.load_config(STUDY)
+    ed = cfg["editing"]
+    assert len(ed["methods"]) == 7 and ed["n_edits"] >= 100 and ed["n_test"] >= 100
+    assert ed["steps"] == [0, 10, 25, 50, 100] and cfg["facts"]["max_records"] is None
+    (tmp_path / "resources").symlink_to(wf.REPO / "resources", target_is_directory=True)
+    for target in ((), ("study",)):
+        jobs = wf.planned_jobs(STUDY, *target, extra=("--directory", str(tmp_path)))
+        assert jobs["trajectory"] == len(cfg["models"]) * len(ed["methods"]) == 14, jobs
+        for rule in ("study_summary", "fig_trajectories", "fig_forecast"):
+            assert jobs[rule] == 1, (rule, jobs)
+
+
+def test_a_recorded_step_past_the_stream_is_a_config_error(tmp_path):
+    cfg = wf.tiny_config(tmp_path, overrides={"editing": {"n_edits": 3, "steps": [0, 2, 5]}})
+    proc = wf.snakemake(cfg, "-n", "study", check=False)
+    assert proc.returncode != 0
+    assert "editing.steps: 5 is past the stream's end (editing.n_edits = 3)" in proc.stdout + proc.stderr
+
+
+def test_the_study_on_tiny_models_end_to_end(tmp_path):
+    """The study config's editing section (all seven methods, explicit steps) on the tiny models with 3 edits: the
+    summary has one row per model × method × recorded step and every value equals its trajectory table's."""
+    ed = yaml.safe_load(STUDY.read_text())["editing"]
+    ed.update(n_edits=3, n_test=4, steps=[0, 1, 3], require_known=False, fluency_max_len=12,
+              overrides={m: {"kis": {"n_protected": 4}} for m in ("tiny-gpt2", "tiny-llama")})
+    cfg = wf.tiny_config(tmp_path, families=("gpt2", "llama"), overrides={"editing": ed})
+    wf.snakemake(cfg, "--cores", "2", "study", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = tmp_path / "results"
+    got = pd.read_csv(res / "study" / "summary.csv", keep_default_na=False, na_values=[""])
+    assert len(got) == 2 * 7 * 3
+    for (model, method), g in got.groupby(["model", "method"]):
+        t = pd.read_parquet(res / "trajectories" / model / f"{method}.parquet")
+        assert g.step.tolist() == t.step.tolist() == [0, 1, 3], (model, method)
+        assert g.label.iloc[0] == f"tiny {model.split('-')[1]}"
+        for col in ("efficacy", "paraphrase", "neighborhood", "heldout_acc", "heldout_p_true", "fluency",
+                    "delta_w_fro"):
+            np.testing.assert_allclose(g[col].to_numpy(), t[col].to_numpy(), rtol=1e-12, equal_nan=True,
+                                       err_msg=f"{model} {method} {col}")
+        assert g.status.tolist() == t.status.tolist()
+        np.testing.assert_allclose(g.seconds_per_edit.to_numpy()[1:], t.seconds.to_numpy()[1:] / [1, 2], rtol=1e-12)
+    md = (res / "study" / "summary.md").read_text().splitlines()
+    assert len(md) == 2 + 2 * 7 * 3
+    for name in ("trajectories.png", "interference.png", "forecast.png", "forecast_auc.csv"):
+        assert (res / "figures" / "trajectories" / name).exists(), name
+    fig = pd.read_csv(res / "figures" / "trajectories" / "trajectories.csv")
+    assert set(fig.method) == set(ed["methods"])
+
+
+def test_the_null_space_study_on_tiny_models_end_to_end(tmp_path):
+    """`snakemake studies`: per model one table over AlphaEdit's window whose shares equal numpy's from the run's own
+    C and keys (the threshold set per model so that the null space is neither empty nor everything)."""
+    from kis import covariance, keys
+
+    thr = 1e-3
+    cfg = wf.tiny_config(tmp_path, families=("gpt2", "llama"), overrides={"editing": {
+        "overrides": {m: {"alphaedit": {"nullspace_threshold": thr}} for m in ("tiny-gpt2", "tiny-llama")}}})
+    wf.snakemake(cfg, "--cores", "1", "studies", env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = tmp_path / "results"
+    for model in ("tiny-gpt2", "tiny-llama"):
+        got = pd.read_parquet(res / "studies" / "null_space" / f"{model}.parquet")
+        meta = io.read_parquet_metadata(res / "studies" / "null_space" / f"{model}.parquet")
+        assert got.layer.tolist() == meta["layers"] and len(got) >= 1 and meta["corpus_id"]
+        K, _, _, _ = keys.read(res / "keys" / f"{model}.parquet")
+        covs, _ = covariance.load(res / "covariance" / f"{model}.safetensors", layers=meta["layers"])
+        for r in got.itertuples():
+            C, Kl = covs[r.layer].numpy(), K[r.layer].astype(np.float64)
+            ev, vec = np.linalg.eigh(C)
+            low = vec[:, ev < thr]
+            share = ((Kl @ low) ** 2).sum(1) / (Kl ** 2).sum(1)
+            assert r.below == int((ev < thr).sum()) and r.f == C.shape[0] and r.threshold == thr
+            assert r.corpus_share == pytest.approx(ev[ev < thr].sum() / ev.sum(), rel=1e-9)
+            assert r.fact_share_median == pytest.approx(np.median(share), rel=1e-6)
+            assert r.n_keys == len(Kl)
