@@ -1,4 +1,4 @@
-# Lifelong editing trajectories (ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit, WilKE, kis): a seeded stream of known facts is edited one
+# Lifelong editing trajectories (ROME, r-ROME, MEMIT, AlphaEdit, DeltaEdit, WilKE, least-interference): a seeded stream of known facts is edited one
 # at a time; every eval_every edits one row records held-out confidence, retention, CounterFact success and the
 # interference on held-out keys, measured against the paper's closed form Σ_i r_i P_ij (kis.editing, kis.trajectory);
 # before the first edit, the pre-edit forecast of forgetting (kis.preedit).

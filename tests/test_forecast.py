@@ -1,5 +1,5 @@
 """The forecast of forgetting (kis.preedit before the edits, kis.forecast's evaluation, the per-fact trajectory columns,
-the figure), the bookkeeping identity of the interference, and the layer-choosing editors WilKE and kis on random
+the figure), the bookkeeping identity of the interference, and the layer-choosing editors WilKE and least-interference on random
 tensors and tiny random models."""
 import copy
 
@@ -53,7 +53,7 @@ def test_bookkeeping_identity_and_the_papers_p_on_random_tensors():
     assert err.max() < 1e-9 * meas.max()
     _m, pred_c, err_c = trajectory.interference(editing.whiten(L, Km), Km, Rm, K_test, Wm - W0)
     assert np.median(err_c / meas) > 1e-3
-    # the predicted damage kis minimises is the summed displacement of the protected keys by that one update
+    # the predicted damage least-interference minimises is the summed displacement of the protected keys by that one update
     k, v = t(rng.standard_normal(f)), t(rng.standard_normal(d))
     _lam, u, dW = editing.rome_update(W, L, k, v)
     want = np.linalg.norm((dW @ K_test).numpy(), axis=0).sum()
@@ -228,7 +228,7 @@ def test_step_table_per_step_against_mann_whitney_with_every_baseline():
     meas1 = risk1 + 0.1 * rng.standard_normal(m)
     c1 = c0 & (risk1 < 0.7)
     c2 = c1 & (risk2 < 0.8)
-    traj = fake_trajectory("kis", [np.zeros(m), meas1, meas1 * 2], [np.zeros(m)] * 3, [c0, c1, c2],
+    traj = fake_trajectory("least-interference", [np.zeros(m), meas1, meas1 * 2], [np.zeros(m)] * 3, [c0, c1, c2],
                            [np.zeros(m), risk1, risk2], margin, key_norm)
     long = forecast.long_table(traj, range(m), seed=3)
     tab = forecast.step_table(long, n_boot=100, seed=1)
@@ -254,9 +254,9 @@ def test_forecast_figure_and_table_per_method_and_step(tmp_path):
     rng = np.random.default_rng(1)
     m = 30
     paths = []
-    for method, sign in (("kis", 1.0), ("rome", -1.0)):
+    for method, sign in (("least-interference", 1.0), ("rome", -1.0)):
         risk = rng.random(m) + 0.01
-        correct1 = sign * (risk - np.median(risk)) < 0          # kis: the riskiest half forgotten
+        correct1 = sign * (risk - np.median(risk)) < 0          # least-interference: the riskiest half forgotten
         traj = fake_trajectory(method, [np.zeros(m), risk], [np.zeros(m), -risk], [np.ones(m, bool), correct1],
                                [np.zeros(m), risk], rng.standard_normal(m), rng.random(m))
         long = forecast.long_table(traj, range(m))
@@ -267,7 +267,7 @@ def test_forecast_figure_and_table_per_method_and_step(tmp_path):
     editing_figures.run_forecast(paths, png, csv, summ_csv, labels={"m": "Model M"}, dpi=50, n_boot=50, seed=0)
     summ = pd.read_csv(summ_csv)
     risk = summ[summ.score == "risk"].set_index("method")
-    assert risk.loc["kis", "auc"] == 1.0 and risk.loc["rome", "auc"] == 0.0 and (risk.step == 1).all()
+    assert risk.loc["least-interference", "auc"] == 1.0 and risk.loc["rome", "auc"] == 0.0 and (risk.step == 1).all()
     assert len(summ) == 2 * len(forecast.SCORES)
     fig, _ = editing_figures.forecast_figure(editing_figures.read_forecasts(paths), {"m": "Model M"}, n_boot=50, seed=0)
     assert len(fig.axes) == 2
@@ -298,7 +298,7 @@ def test_log_axes_always_show_labelled_ticks(lo, hi):
     plt.close(fig)
 
 
-# ---------------------------------------------------------------- kis and WilKE on a tiny model
+# ---------------------------------------------------------------- least-interference and WilKE on a tiny model
 
 def layer_hp(method, covs):
     hp = hp_for(method, covs, [0, 1, 2])
@@ -309,11 +309,11 @@ def layer_hp(method, covs):
 @pytest.mark.parametrize("target", [0, 2])
 def test_kis_picks_the_layer_of_least_predicted_damage(covs, target):
     """Protected keys orthogonal (in whitening space) to the edit's key at `target`, equal to it elsewhere: the
-    predicted damage is 0 at `target` only, so kis edits there and leaves the other layers alone."""
+    predicted damage is 0 at `target` only, so least-interference edits there and leaves the other layers alone."""
     model, tok = peaked_tiny()
     facts = tiny_facts()
     fact = facts[0]
-    ed = editing.make_editor("kis", model, tok, covs, layer_hp("kis", covs), TEMPLATES, protected=facts[8:12])
+    ed = editing.make_editor("least-interference", model, tok, covs, layer_hp("least-interference", covs), TEMPLATES, protected=facts[8:12])
     kbar = keys.averaged(model, tok, [fact["prompt"]], [fact["subject"]], layers=[0, 1, 2], templates=TEMPLATES)[:, 0]
     rng = np.random.default_rng(0)
     for i, layer in enumerate([0, 1, 2]):
@@ -341,8 +341,8 @@ def test_kis_protect_weight_turns_the_direction_away_from_protected_and_earlier_
     moved, kept = {}, {}
     for w in (0.0, 1.0, 1e6):
         model, tok = peaked_tiny()
-        hp = dict(layer_hp("kis", covs), protect_weight=w)
-        ed = editing.make_editor("kis", model, tok, covs, hp, TEMPLATES, protected=prot)
+        hp = dict(layer_hp("least-interference", covs), protect_weight=w)
+        ed = editing.make_editor("least-interference", model, tok, covs, hp, TEMPLATES, protected=prot)
         W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in (0, 1, 2)}
         first = ed.edit(facts[0])
         layer = first.layer
@@ -370,10 +370,10 @@ def test_kis_protect_weight_turns_the_direction_away_from_protected_and_earlier_
 
 def test_kis_and_wilke_trajectories_measure_every_candidate_layer(covs):
     facts = tiny_facts()
-    for method in ("kis", "wilke"):
+    for method in ("least-interference", "wilke"):
         model, tok = peaked_tiny()
         ed = editing.make_editor(method, model, tok, covs, layer_hp(method, covs), TEMPLATES,
-                                 protected=facts[9:12] if method == "kis" else None)
+                                 protected=facts[9:12] if method == "least-interference" else None)
         frame = trajectory.run(model, tok, ed, facts[:3], facts[5:9], eval_every=3, model_name="tiny",
                                fluency_prompts=0)
         assert (frame.status == "ok").all() and frame.step.tolist() == [0, 3]
@@ -393,11 +393,11 @@ def test_protected_and_heldout_never_overlap(covs):
         editing.check_protected([1, 2, 3], [3, 4])
     model, tok = peaked_tiny()
     facts = tiny_facts()
-    ed = editing.make_editor("kis", model, tok, covs, layer_hp("kis", covs), TEMPLATES, protected=facts[6:9])
+    ed = editing.make_editor("least-interference", model, tok, covs, layer_hp("least-interference", covs), TEMPLATES, protected=facts[6:9])
     with pytest.raises(ValueError, match="protected set and the held-out set share"):
         trajectory.run(model, tok, ed, facts[:2], facts[8:11], eval_every=1, fluency_prompts=0)
-    with pytest.raises(ValueError, match="kis needs a protected set"):
-        editing.make_editor("kis", copy.deepcopy(model), tok, covs, layer_hp("kis", covs), TEMPLATES)
+    with pytest.raises(ValueError, match="least-interference needs a protected set"):
+        editing.make_editor("least-interference", copy.deepcopy(model), tok, covs, layer_hp("least-interference", covs), TEMPLATES)
 
 
 def test_new_trajectory_columns_come_after_the_old_ones():

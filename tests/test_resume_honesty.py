@@ -334,8 +334,8 @@ def test_every_field_of_the_trajectory_signature_refuses_a_checkpoint(field, cov
     facts = tiny_facts()
     man = {"location": "/models/tiny", "revision": None, "dtype": "float32"}
     settings = {"cov_ridge": 0.0, "seed": 1}
-    base = dict(method="kis", model_name="tiny", edits=facts[:5], test=facts[6:9], prot=facts[9:12],
-                hp=hp_for("kis", covs, [0, 1, 2]), templates=TEMPLATES, kl_prompt="{} is a", steps={0, 2, 5},
+    base = dict(method="least-interference", model_name="tiny", edits=facts[:5], test=facts[6:9], prot=facts[9:12],
+                hp=hp_for("least-interference", covs, [0, 1, 2]), templates=TEMPLATES, kl_prompt="{} is a", steps={0, 2, 5},
                 max_neighborhood=10, covs=covs, man=man, settings=settings, nudge=False)
     base["hp"].update(v_num_grad_steps=4, n_protected=3)
 

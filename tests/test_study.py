@@ -26,11 +26,11 @@ def _row(step, seconds, **kw):
 def test_summary_copies_the_table_and_divides_seconds_by_the_edits_of_each_row(tmp_path):
     rows = [_row(0, 0.0), _row(10, 30.0), _row(25, 45.0, status="diverged", reason="non-finite")]
     io.write_parquet(pd.DataFrame(rows), tmp_path / "rome.parquet", metadata=META)
-    io.write_parquet(pd.DataFrame([_row(0, 0.0, method="kis"), _row(10, 5.0, method="kis")]),
+    io.write_parquet(pd.DataFrame([_row(0, 0.0, method="least-interference"), _row(10, 5.0, method="least-interference")]),
                      tmp_path / "kis.parquet", metadata=META)
     got = study.summary([tmp_path / "rome.parquet", tmp_path / "kis.parquet"], labels={"m": "Model M"})
-    assert got[["method", "step"]].values.tolist() == [["rome", 0], ["rome", 10], ["rome", 25], ["kis", 0],
-                                                       ["kis", 10]]
+    assert got[["method", "step"]].values.tolist() == [["rome", 0], ["rome", 10], ["rome", 25], ["least-interference", 0],
+                                                       ["least-interference", 10]]
     assert math.isnan(got.seconds_per_edit[0])
     np.testing.assert_allclose(got.seconds_per_edit[1:].to_numpy(), [30 / 10, 45 / 15, float("nan"), 5 / 10])
     assert (got.label == "Model M").all() and got.status.tolist()[2] == "diverged"
@@ -86,7 +86,7 @@ def test_the_study_on_tiny_models_end_to_end(tmp_path):
     summary has one row per model × method × recorded step and every value equals its trajectory table's."""
     ed = yaml.safe_load(STUDY.read_text())["editing"]
     ed.update(n_edits=3, n_test=4, steps=[0, 1, 3], require_known=False, fluency_max_len=12,
-              overrides={m: {"kis": {"n_protected": 4}} for m in ("tiny-gpt2", "tiny-llama")})
+              overrides={m: {"least-interference": {"n_protected": 4}} for m in ("tiny-gpt2", "tiny-llama")})
     cfg = wf.tiny_config(tmp_path, families=("gpt2", "llama"), overrides={"editing": ed})
     wf.snakemake(cfg, "--cores", "2", "study", env={**os.environ, "OMP_NUM_THREADS": "1"})
     res = tmp_path / "results"

@@ -479,16 +479,16 @@ def test_trajectory_logs_every_nth_edit_the_last_and_every_failed_one(covs, monk
     assert logged == {2: [2, 3, 4, 5], 0: [3]}
 
 
-@pytest.mark.parametrize("method", ["deltaedit", "kis", "wilke"])
+@pytest.mark.parametrize("method", ["deltaedit", "least-interference", "wilke"])
 def test_a_trajectory_resumed_from_its_checkpoint_equals_the_uninterrupted_run(covs, method, tmp_path, monkeypatch):
     """Killed in edit 4 of 5 and rerun with a fresh model and editor: the rows equal those of a run never killed (the
-    edited weights, DeltaEdit's accumulated update, drift monitor and Σ K Kᵀ, kis's earlier keys all come back), and
+    edited weights, DeltaEdit's accumulated update, drift monitor and Σ K Kᵀ, least-interference's earlier keys all come back), and
     the checkpoint is gone at the end. A checkpoint of another stream is refused, naming the field."""
     model, tok = peaked_tiny()
     facts = tiny_facts()
     hp = hp_for(method, covs, [0, 1, 2])
     hp.update(v_num_grad_steps=6, n_protected=3, protect_weight=1.0)
-    prot = facts[9:12] if method == "kis" else None
+    prot = facts[9:12] if method == "least-interference" else None
 
     def trial(ckpt=None, **kw):
         ed = editing.make_editor(method, copy.deepcopy(model), tok, covs, hp, TEMPLATES, protected=prot)
@@ -515,7 +515,7 @@ def test_a_trajectory_resumed_from_its_checkpoint_equals_the_uninterrupted_run(c
     assert saved["n"] == 3 and len(json.loads(saved["rows"])) == 2      # after edit 3: rows of steps 0 and 2
     if method == "deltaedit":
         assert saved["editor"]["A"].abs().sum() > 0 and saved["editor"]["monitor"]["seen"] == 2
-    if method == "kis":
+    if method == "least-interference":
         assert [len(v) for v in saved["editor"]["K_done"].values()] == [3, 3, 3]
     with pytest.raises(ValueError, match="checkpoint field 'edits'"):
         ed = editing.make_editor(method, copy.deepcopy(model), tok, covs, hp, TEMPLATES, protected=prot)

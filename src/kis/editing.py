@@ -1,5 +1,5 @@
 """Closed-form knowledge editing of an FFN output projection W (d × f), and seven lifelong editors
-(rome, r-rome, memit, alphaedit, deltaedit, wilke, kis).
+(rome, r-rome, memit, alphaedit, deltaedit, wilke, least-interference).
 
 ROME (one key k, value v, C = E[k kᵀ]):
     u = C⁻¹k,  Λ = (v − W k) / (uᵀk),  W ← W + Λ uᵀ                      → W' k = v exactly
@@ -13,14 +13,14 @@ MEMIT (keys K f×n, residuals R d×n, spread over layers): ΔW = R ((λC + K K�
 AlphaEdit: P = U₀U₀ᵀ (eigenvectors of C with eigenvalue < threshold), G = Σ_prev K Kᵀ,
     ΔW = R ((P (K Kᵀ + G) + l2·I)⁻¹ P K)ᵀ — not of the ROME form: the formula becomes a prediction to test.
 WilKE: per edit a full ROME edit at every layer 0 … scanning_ceiling − 1, LA = ‖ΔW_l‖_F / ‖W_l‖_F, the ROME edit of
-    least LA kept (the authors' wilke/wilke_main.py). kis: per edit one layer of a candidate window, chosen by the
+    least LA kept (the authors' wilke/wilke_main.py). least-interference: per edit one layer of a candidate window, chosen by the
     predicted damage ‖r‖ Σ_j |P_ij| on protected known facts computed before writing, then the r-ROME update there
-    (LayerChoosingROME); kis with protect_weight w turns u to A⁻¹k̄, A = C + (w/n) K_prot K_protᵀ.
+    (LayerChoosingROME); least-interference with protect_weight w turns u to A⁻¹k̄, A = C + (w/n) K_prot K_protᵀ.
 DeltaEdit: AlphaEdit, plus, when the drift score s = ‖A k‖ of the accumulated update A on the new key leaves
     μ ± α·σ (EMA mean and deviation of earlier scores), δ is kept orthogonal to the column space of [A k, A].
 
 Every editor update is rank one per layer, ΔW_i = ρ_i u_iᵀ, along the direction u_i it actually used: C⁻¹k̄ (ROME,
-r-ROME, MEMIT, WilKE, kis), A⁻¹k̄ (kis with protect_weight), k̄ (ROME without mom2_adjustment), A_i⁻¹P k_i (AlphaEdit / DeltaEdit, A_i = P(k_i k_iᵀ + G) + l2·I).
+r-ROME, MEMIT, WilKE, least-interference), A⁻¹k̄ (least-interference with protect_weight), k̄ (ROME without mom2_adjustment), A_i⁻¹P k_i (AlphaEdit / DeltaEdit, A_i = P(k_i k_iᵀ + G) + l2·I).
 So with r_i = ΔW_i k_i and P_ij = u_iᵀk_j / u_iᵀk_i the change of any key is Σ_i r_i P_ij exactly, for every method.
 Every editor edits W through kis.models.ffn_weight (in place; the edited layers kept in fp32, keep_fp32) and reports,
 at its `measure_layer` (whose keys no edit of the method moves), the key k_i it wrote, r_i and u_i, from which
@@ -41,9 +41,9 @@ from .probe import device_of
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rome", "r-rome", "memit", "alphaedit", "deltaedit", "wilke", "kis")
+METHODS = ("rome", "r-rome", "memit", "alphaedit", "deltaedit", "wilke", "least-interference")
 ROME_FAMILY = ("rome", "r-rome")          # one layer, v* from the δ at the FFN output
-LAYER_CHOOSING = ("wilke", "kis")         # a ROME-style edit at one layer per edit, chosen from a window
+LAYER_CHOOSING = ("wilke", "least-interference")         # a ROME-style edit at one layer per edit, chosen from a window
 # a window of layers; the order says whose published window another method borrows
 WINDOW_FAMILY = ("alphaedit", "memit", "deltaedit")
 
@@ -779,7 +779,7 @@ class WilKE(LayerChoosingROME):
         return load_ratio(cand["W"], cand["dW"])
 
 
-class KIS(LayerChoosingROME):
+class LeastInterference(LayerChoosingROME):
     """Superposition-aware editing (this workflow): per edit, the candidate layer l of least predicted damage on a
     protected set of known facts (never the held-out ones), computed before writing:
         l* = argmin_l ‖r_l‖ Σ_j |P_lj|,  P_lj = u_lᵀk_j / u_lᵀk̄_l,  u_l = C_l⁻¹k̄_l,  r_l = ΔW_l k̄_l
@@ -790,13 +790,13 @@ class KIS(LayerChoosingROME):
         u_l = A_l⁻¹k̄_l,  A_l = C_l + (w / n_protected) K Kᵀ   — argmin uᵀC u + (w/n) Σ_j (uᵀk_j)² s.t. uᵀk̄ = 1
     (w = 1: the protected facts weigh as much as the corpus behind C; w → ∞: the update's direction is C-orthogonal
     to them, an exact null-space edit of those keys; w = 0: u = C⁻¹k̄ as above)."""
-    name = "kis"
+    name = "least-interference"
     state_attrs = ("K_done",)
 
     def __init__(self, model, tok, covs, hp, templates, kl_prompt="{} is a", ridge: float = 0.0, protected=None):
         super().__init__(model, tok, covs, hp, templates, kl_prompt, ridge)
         if not protected:
-            raise ValueError("kis needs a protected set of known facts (disjoint from the edits and the held-out set)")
+            raise ValueError("least-interference needs a protected set of known facts (disjoint from the edits and the held-out set)")
         self.protected_ids = [int(f["case_id"]) for f in protected]
         K = keys.averaged(model, tok, [f["prompt"] for f in protected], [f["subject"] for f in protected],
                           layers=self.layers, where="protected facts: ")
@@ -804,12 +804,12 @@ class KIS(LayerChoosingROME):
         self.K_prot = {layer: K[i].to(dev).T for i, layer in enumerate(self.layers)}  # f × m
         self.protect_weight = float(hp.get("protect_weight", 0.0))
         if self.protect_weight < 0:
-            raise ValueError(f"kis protect_weight must be ≥ 0, got {self.protect_weight}")
+            raise ValueError(f"least-interference protect_weight must be ≥ 0, got {self.protect_weight}")
         self.ridge = ridge
         self.C = {layer: covs[layer].to(dev).double() for layer in self.layers} if self.protect_weight else {}
         self.K_done = {layer: [] for layer in self.layers}  # keys earlier edits wrote at (protect_weight > 0)
         self._factors = {}
-        log.info("kis: %d protected facts, candidate layers %s, protect_weight %g", len(protected), self.layers,
+        log.info("least-interference: %d protected facts, candidate layers %s, protect_weight %g", len(protected), self.layers,
                  self.protect_weight)
 
     def protected_keys(self, layer: int) -> torch.Tensor:
@@ -828,7 +828,7 @@ class KIS(LayerChoosingROME):
             if self.ridge:  # the ridge of C alone, as in the r-ROME factor
                 C = C + self.ridge * torch.trace(C) / C.shape[0] * torch.eye(C.shape[0], dtype=C.dtype, device=C.device)
             A = C + (self.protect_weight / len(self.protected_ids)) * (K @ K.T)
-            self._factors[layer] = cholesky(A, 0.0, f"kis layer {layer}: ")
+            self._factors[layer] = cholesky(A, 0.0, f"least-interference layer {layer}: ")
         return self._factors[layer]
 
     def score(self, cand):
@@ -845,7 +845,7 @@ class KIS(LayerChoosingROME):
 
 def editor_state(editor) -> dict:
     """What earlier edits left in the editor besides the weights (its class's state_attrs: AlphaEdit's Σ K Kᵀ,
-    DeltaEdit's accumulated update and drift monitor, kis's earlier keys), as tensors, lists and plain values that
+    DeltaEdit's accumulated update and drift monitor, least-interference's earlier keys), as tensors, lists and plain values that
     torch.load(weights_only=True) reads back. ROME, MEMIT and WilKE keep none: the weights are their whole state."""
     def plain(x):
         if dataclasses.is_dataclass(x):
@@ -884,23 +884,23 @@ def load_editor_state(editor, state: dict, where: str = "") -> None:
 
 
 def check_protected(protected_ids, heldout_ids) -> None:
-    """The protected set (kis tunes its layer choice on it) must never meet the held-out set (scored)."""
+    """The protected set (least-interference tunes its layer choice on it) must never meet the held-out set (scored)."""
     both = sorted(set(int(i) for i in protected_ids) & set(int(i) for i in heldout_ids))
     if both:
         raise ValueError(f"the protected set and the held-out set share {len(both)} fact(s) (case ids {both[:5]}): "
-                         "kis would be tuned on what is scored")
+                         "least-interference would be tuned on what is scored")
 
 
-EDITORS = {cls.name: cls for cls in (ROME, RROME, MEMIT, AlphaEdit, DeltaEdit, WilKE, KIS)}  # as METHODS (tested)
+EDITORS = {cls.name: cls for cls in (ROME, RROME, MEMIT, AlphaEdit, DeltaEdit, WilKE, LeastInterference)}  # as METHODS (tested)
 
 
 def make_editor(method: str, model, tok, covs: dict, hp: dict, templates, kl_prompt="{} is a", ridge: float = 0.0,
                 protected=None):
-    """The editor of `method`; protected: the known facts kis protects (other methods take none)."""
+    """The editor of `method`; protected: the known facts least-interference protects (other methods take none)."""
     if method not in EDITORS:
         raise ValueError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
-    if method == "kis":
-        return KIS(model, tok, covs, hp, templates, kl_prompt, ridge, protected=protected)
+    if method == "least-interference":
+        return LeastInterference(model, tok, covs, hp, templates, kl_prompt, ridge, protected=protected)
     if protected:
         log.info("%s takes no protected set: %d protected facts ignored", method, len(protected))
     return EDITORS[method](model, tok, covs, hp, templates, kl_prompt, ridge)

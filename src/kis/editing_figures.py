@@ -34,7 +34,7 @@ NEEDED = ("step", "method", "model", "layer", "status", *(p for p, _ in PANELS),
 # all): distinct dashes and markers keep every line visible.
 STYLES = {"rome": ("tab:red", "-", "o"), "r-rome": ("tab:orange", "-", "v"), "memit": ("tab:blue", "--", "s"),
           "alphaedit": ("tab:green", "-.", "^"), "deltaedit": ("tab:purple", ":", "D"),
-          "wilke": ("tab:brown", (0, (5, 1, 1, 1)), "P"), "kis": ("black", "-", "*")}
+          "wilke": ("tab:brown", (0, (5, 1, 1, 1)), "P"), "least-interference": ("black", "-", "*")}
 
 
 def log_ticks(axis, values) -> list[float]:

@@ -40,7 +40,7 @@ TRAJECTORY_COLUMNS = {
     "method": " | ".join(editing.METHODS),
     "model": "config key of the model",
     "layer": "measure layer: the edited layer (ROME), the first layer of the range (MEMIT family) or of the "
-             "candidate window (wilke, kis: their interference columns cover every candidate layer)",
+             "candidate window (wilke, least-interference: their interference columns cover every candidate layer)",
     "status": "ok | diverged (the trajectory stops at the first diverged edit; its row has the reason)",
     "reason": "why an edit diverged ('' when ok)",
     "case_id": "case id of the last edit of this step ('' at step 0)",
@@ -79,7 +79,7 @@ TRAJECTORY_COLUMNS = {
     "heldout_correct_facts": "list: whether target_true is the teacher-forced argmax at every token, per held-out fact",
     "forecast_risk_facts": "list: pre-edit forecast per held-out fact, ‖Σ_{i≤step} r̂_i P_ij‖ over the planned stream "
                            "(kis.preedit: unedited model only, computed before the first edit)",
-    "edit_layers": "list: the layer each edit of this step wrote (its key, residual and direction; wilke / kis choose "
+    "edit_layers": "list: the layer each edit of this step wrote (its key, residual and direction; wilke / least-interference choose "
                    "one per edit)",
     # the paper's P against the measured displacement, and the pre-edit baselines (issue 27; after the columns above)
     "interference_predicted_c_keys": "list: ‖Σ_i r_i P_ij‖ per held-out key with the paper's P (u_i = C⁻¹k_i)",
@@ -136,7 +136,7 @@ def split(case_ids, n_edits: int, n_test: int, seed: int) -> tuple[list[int], li
 
 
 def protected_split(case_ids, n_edits: int, n_test: int, seed: int, n_protected: int) -> list[int]:
-    """The protected set of kis: the next n_protected case ids of split's seeded permutation after the edit stream
+    """The protected set of least-interference: the next n_protected case ids of split's seeded permutation after the edit stream
     and the held-out set (so neither changes with it); fewer, with a warning, when the facts run out."""
     perm, n_edits, n_test = _plan(case_ids, n_edits, n_test, seed)
     rest = perm[n_edits + n_test:]
@@ -330,7 +330,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
-    displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (kis) must not protect a held-out fact.
+    displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (least-interference) must not protect a held-out fact.
     Before the first edit the pre-edit forecast (kis.preedit.compute: risk per held-out fact for every step of the
     planned stream, confidence margin, key norm) is taken from the model as given — the unedited one; a resumed run
     reads it from the checkpoint, where its first part stored it before its first edit.
@@ -514,7 +514,7 @@ def checkpoint_signature(editor, model, edits: list[dict], test: list[dict], *, 
 
     method; model (its name) and weights (models.weights_id of the unedited model as loaded); the edit stream and the
     held-out set, by case id and by content (a fact edited under the same id is another fact); the protected facts
-    (kis); the edited layers; the resolved hyperparameters; the context templates and the KL prompt the editor
+    (least-interference); the edited layers; the resolved hyperparameters; the context templates and the KL prompt the editor
     uses; the recorded steps; the evaluation settings; and `inputs`, what only the caller knows — the rule passes
     the hash of the C tensors the editor was given, the ridge added to C, and the whole editing settings."""
     return {"method": editor.name, "model": model_name, "weights": models.weights_id(model),
@@ -608,7 +608,7 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
     protected_ids = protected_split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed,
-                                    int(hp["n_protected"])) if method == "kis" else []
+                                    int(hp["n_protected"])) if method == "least-interference" else []
     logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
     layers = [hp["layer"]] if method in editing.ROME_FAMILY else hp["layers"]
     logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
