@@ -15,11 +15,34 @@ def validate(cfg):
     jsonschema.Draft202012Validator(SCHEMA).validate(cfg)
 
 
+OVERLAYS = {"study-short.yaml": "study.yaml"}  # a config layered over another (--configfile base overlay)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")
-                                         if p.name not in ("schema.yaml", "hparams.yaml")))
+                                         if p.name not in ("schema.yaml", "hparams.yaml", *OVERLAYS)))
 def test_shipped_configs_validate(name):
     validate(yaml.safe_load((REPO / "config" / name).read_text()))
     validate(hparams.load_config(REPO / "config" / name))  # as the Snakefile reads it: over the hyperparameter table
+
+
+@pytest.mark.parametrize("overlay, base", sorted(OVERLAYS.items()))
+def test_overlay_configs_validate_over_their_base(overlay, base, tmp_path):
+    """`--configfile config/study.yaml config/study-short.yaml` merges the second into the first key by key (as
+    Snakemake does); the result validates and changes only what the overlay names."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((REPO / "config" / base).read_text())
+    top = yaml.safe_load((REPO / "config" / overlay).read_text())
+    merged = yaml.safe_load((REPO / "config" / base).read_text())
+    update_config(merged, top)
+    merged_file = tmp_path / "merged.yaml"
+    merged_file.write_text(yaml.safe_dump(merged))
+    validate(hparams.load_config(merged_file))
+    assert merged["models"] == cfg["models"] and merged["corpus"] == cfg["corpus"]
+    for key, value in top["editing"].items():
+        assert merged["editing"][key] == value
+    assert {k: v for k, v in merged["editing"].items() if k not in top["editing"]} == {
+        k: v for k, v in cfg["editing"].items() if k not in top["editing"]}
 
 
 def base():
