@@ -24,7 +24,9 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -334,6 +336,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
     Before the first edit the pre-edit forecast (kis.preedit.compute: risk per held-out fact for every step of the
     planned stream, confidence margin, key norm) is taken from the model as given — the unedited one; a resumed run
     reads it from the checkpoint, where its first part stored it before its first edit.
+    max_neighborhood, batch_size, fluency_prompts, fluency_max_len: how a row is measured (Evaluation).
     log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only).
     progress: called with the rows so far after every row is recorded (step 0 included), so that a caller can write
     partial results that outlive a kill.
@@ -350,150 +353,255 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
                          f"{checkpoint_every!r}")
     if getattr(editor, "protected_ids", None) is not None:
         editing.check_protected(editor.protected_ids, [f["case_id"] for f in test])
-    ml = editor.measure_layer
-    mls = list(getattr(editor, "measure_layers", [ml]))
-    layers = sorted(set(editor.layers) | set(mls))
-    W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in layers}
-    dev = probe.device_of(model)
-    # held-out keys of the prompts the metrics evaluate: bare prompt, subject's last token (as the paper's P)
-    Kt = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=mls,
-                       batch_size=batch_size)
-    K_test = {layer: Kt[i].to(dev).T for i, layer in enumerate(mls)}  # f × m
-    edit_keys, resids, dirs = ({layer: [] for layer in mls} for _ in range(3))
-    done, window, rows, n_triggered = [], [], [], 0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    sig = None if ckpt is None else checkpoint_signature(  # only a checkpointed run needs its identity
-        editor, model, edits, test, model_name=model_name, layers=layers,
-        steps=sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every),
-        evaluation={"max_neighborhood": max_neighborhood, "fluency_prompts": fluency_prompts,
-                    "fluency_max_len": int(fluency_max_len), "forecast": preedit.RULE},
-        inputs=inputs)
-    start = 0
-    st = None
-    if ckpt is not None and ckpt.exists():
+    ev = Evaluation(max_neighborhood, batch_size, fluency_prompts, fluency_max_len)
+    traj = Trajectory(model, tok, editor, edits, test, ev, model_name, progress)
+    saved = store = None
+    if checkpoint is not None:  # only a checkpointed run needs its identity
+        steps = sorted(int(s) for s in record_steps) if record_steps is not None else int(eval_every)
+        store = Checkpoint(Path(checkpoint), checkpoint_every, checkpoint_signature(
+            editor, model, edits, test, model_name=model_name, layers=traj.layers, steps=steps,
+            evaluation=ev.signature(), inputs=inputs))
+        saved = store.load(stale)
+    start = traj.start(saved, store.path if store is not None else None)
+    if start == 0:
+        traj.record(traj.row(0))
+    for n, fact in enumerate(edits[start:], start + 1):  # after the last edit a checkpoint saved (0: all)
+        if not traj.edit(n, fact, log_every):
+            break  # diverged: its row is recorded
+        due = n in record_steps if record_steps is not None else n % eval_every == 0
+        if (due or n == len(edits)) and not traj.record_row(n):
+            break  # non-finite held-out probability: recorded as diverged
+        if store is not None and (due or n % store.every == 0) and n < len(edits):
+            store.save(traj.state(n))
+    if store is not None:
+        store.remove(f"{editor.name} on {model_name}")
+    return traj.frame()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a row is measured (evaluate): prompts per fact (None: all; fluency_prompts 0: no fluency), the length of
+    the greedy continuations and the sequences per forward (batch_size never changes a metric)."""
+    max_neighborhood: int | None = 10
+    batch_size: int = 32
+    fluency_prompts: int | None = None
+    fluency_max_len: int = 100
+
+    def signature(self) -> dict:
+        """The part of checkpoint_signature that changes a row (with the forecast's rule)."""
+        return {"max_neighborhood": self.max_neighborhood, "fluency_prompts": self.fluency_prompts,
+                "fluency_max_len": int(self.fluency_max_len), "forecast": preedit.RULE}
+
+
+class Applied(NamedTuple):
+    """One edit of the current step, as the row reports it (a checkpoint stores it as a JSON list)."""
+    ok: bool          # target_new wins right after the edit
+    p_new: float      # P(target_new | prompt) right after the edit
+    v_prob: float     # exp(−NLL) at the end of the δ optimisation
+    seconds: float
+    layer: int        # the layer the edit wrote (−1: diverged)
+
+
+class Trajectory:
+    """One trajectory's state between edits: the unedited weights W_0 and held-out keys k_j (set up at the start),
+    the pre-edit forecast, the edits so far with their keys k_i, residuals r_i and directions u_i per measure layer,
+    the edits of the current step (`window`) and the rows recorded."""
+
+    # ------------------------------------------------ setup: W_0 and the held-out keys
+
+    def __init__(self, model, tok, editor, edits: list[dict], test: list[dict], ev: Evaluation, model_name: str,
+                 progress=None):
+        self.model, self.tok, self.editor, self.edits, self.test = model, tok, editor, edits, test
+        self.ev, self.model_name, self.progress = ev, model_name, progress
+        self.ml = editor.measure_layer
+        self.mls = list(getattr(editor, "measure_layers", [self.ml]))
+        self.layers = sorted(set(editor.layers) | set(self.mls))
+        self.W0 = {layer: models.ffn_weight(model, layer).detach().double().clone() for layer in self.layers}
+        self.dev = probe.device_of(model)
+        # held-out keys of the prompts the metrics evaluate: bare prompt, subject's last token (as the paper's P)
+        Kt = keys.averaged(model, tok, [f["prompt"] for f in test], [f["subject"] for f in test], layers=self.mls,
+                           batch_size=ev.batch_size)
+        self.K_test = {layer: Kt[i].to(self.dev).T for i, layer in enumerate(self.mls)}  # f × m
+        self.edit_keys, self.resids, self.dirs = ({layer: [] for layer in self.mls} for _ in range(3))
+        self.done, self.window, self.rows, self.n_triggered = [], [], [], 0
+        self.pre = None
+
+    # ------------------------------------------------ the start: the pre-edit forecast, a resume
+
+    def start(self, saved: dict | None, path: Path | None) -> int:
+        """The pre-edit forecast, from the unedited model before any edit, and the edits already applied (0; a
+        resumed run takes the forecast its first part computed before its first edit, and its state, from the
+        checkpoint `saved`)."""
+        ed = self.editor
+        self.pre = ({k: np.asarray(v) for k, v in saved["preedit"].items()} if saved is not None else
+                    preedit.compute(self.model, self.tok, ed, self.edits, self.test, self.K_test[self.ml],
+                                    self.ev.batch_size))
+        start = self._resume(saved, path) if saved is not None else 0
+        log.info("%s on %s: layers %s (measure layer %d), edited weights in %s (model %s)", ed.name, self.model_name,
+                 ed.layers, self.ml, ed.precision["edited_dtype"], ed.precision["model_dtype"])
+        return start
+
+    def _resume(self, saved: dict, path: Path) -> int:
+        """Restore the edited weights, the editor, the bookkeeping, the rows and the RNG from a checkpoint; the
+        number of edits it saved."""
+        start = int(saved["n"])
+        with torch.no_grad():
+            for layer, w in saved["weights"].items():
+                models.ffn_weight(self.model, layer).copy_(w)
+        editing.load_editor_state(self.editor, saved["editor"], f"{path}: ")
+        for mine, kept in ((self.edit_keys, saved["edit_keys"]), (self.resids, saved["resids"]),
+                           (self.dirs, saved["dirs"])):
+            for layer in self.mls:
+                mine[layer] = [t.to(self.dev) for t in kept[layer]]
+        self.done = list(self.edits[:start])
+        self.rows, self.window = json.loads(saved["rows"]), [Applied(*w) for w in json.loads(saved["window"])]
+        self.n_triggered = int(saved["n_triggered"])
+        torch.set_rng_state(saved["rng"])
+        log.info("%s on %s: resumed from %s after edit %d of %d (%d rows recorded)", self.editor.name,
+                 self.model_name, path, start, len(self.edits), len(self.rows))
+        return start
+
+    # ------------------------------------------------ one edit
+
+    def edit(self, n: int, fact: dict, log_every: int) -> bool:
+        """Apply edit n (1-based) and book its key, residual and direction at the layer it wrote; False when it
+        diverged (its row is then recorded with the reason)."""
+        ed = self.editor
         try:
-            st = _read_checkpoint(ckpt, sig)
+            res = ed.edit(fact)
+        except (editing.EditDiverged, torch.linalg.LinAlgError) as e:
+            log.warning("%s: edit %d (case %s) diverged: %s — trajectory stops here", ed.name, n, fact["case_id"], e)
+            self.window.append(Applied(False, float("nan"), float("nan"), 0.0, -1))
+            self.record({**self.row(n, "diverged", str(e)), "case_id": str(fact["case_id"])})
+            return False
+        at = self.ml if res.layer is None else int(res.layer)
+        if at not in self.edit_keys:
+            raise ValueError(f"{ed.name}: edit of case {fact['case_id']} wrote layer {at}, not one of the measure "
+                             f"layers {self.mls}")
+        self.edit_keys[at].append(res.key)
+        self.resids[at].append(res.residual)
+        self.dirs[at].append(res.direction)
+        self.done.append(fact)
+        self.n_triggered += int(res.triggered)
+        ok, p_new = immediate(self.model, self.tok, fact)
+        self.window.append(Applied(ok, p_new, res.v_prob, res.seconds, at))
+        if not ok or (log_every > 0 and (n % log_every == 0 or n == len(self.edits))):
+            log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", ed.name, n, len(self.edits),
+                     fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
+        return True
+
+    # ------------------------------------------------ one row: evaluation and interference bookkeeping
+
+    def record_row(self, step: int) -> bool:
+        """Record the row after edit `step` and start a new window; False (the row marked diverged) when the
+        held-out probability is not finite."""
+        r = self.row(step)
+        if not np.isfinite(r["heldout_p_true"]):
+            r.update(status="diverged", reason="non-finite held-out probability")
+            self.record(r)
+            log.warning("%s: non-finite held-out probability after edit %d — trajectory stops", self.editor.name, step)
+            return False
+        self.record(r)
+        self.window = []
+        return True
+
+    def row(self, step: int, status: str = "ok", reason: str = "") -> dict:
+        """One row of TRAJECTORY_COLUMNS: the model as it is now (evaluate), the edits of this step (window), ΔW, the
+        interference at the measure layers and the pre-edit forecast."""
+        dW = {layer: models.ffn_weight(self.model, layer).detach().double() - self.W0[layer] for layer in self.layers}
+        w, nan = self.window, float("nan")
+        ev = self.ev
+        return {"step": step, "method": self.editor.name, "model": self.model_name, "layer": self.ml,
+                "status": status, "reason": reason, "case_id": str(self.done[-1]["case_id"]) if self.done else "",
+                **evaluate(self.model, self.tok, self.done, self.test, ev.max_neighborhood, ev.batch_size,
+                           ev.fluency_prompts, ev.fluency_max_len),
+                "forecast_risk_facts": self.pre["risk"][min(step, len(self.pre["risk"]) - 1)].tolist(),
+                "edit_layers": [a.layer for a in w],
+                "new_edit_efficacy": float(np.mean([a.ok for a in w])) if w else nan,
+                "new_edit_p_new": float(np.mean([a.p_new for a in w])) if w else nan,
+                "v_prob": float(np.mean([a.v_prob for a in w])) if w else nan,
+                "delta_w_fro": float(np.sqrt(sum(float(d.norm()) ** 2 for d in dW.values()))),
+                **self._interference(dW),
+                "n_triggered": self.n_triggered, "seconds": float(sum(a.seconds for a in w)),
+                "heldout_margin_facts": self.pre["margin"].tolist(),
+                "heldout_key_norm_facts": self.pre["key_norm"].tolist()}
+
+    def _interference(self, dW: dict) -> dict:
+        """The interference columns: measured ‖ΔW k_j‖ against ‖Σ_i r_i P_ij‖ with the directions used and with the
+        paper's u_i = C⁻¹k_i, norms stacked over the measure layers (sqrt(Σ_l ‖·‖²))."""
+        sq = np.zeros((5, len(self.test)))  # squared norms: measured, predicted, error; predicted and error with C⁻¹k
+        for layer in self.mls:
+            if self.edit_keys[layer]:
+                K_edit, R = torch.stack(self.edit_keys[layer], 1), torch.stack(self.resids[layer], 1)
+                U = torch.stack(self.dirs[layer], 1)
+                got = interference(U, K_edit, R, self.K_test[layer], dW[layer])
+                got_c = interference(editing.whiten(self.editor.chol[layer], K_edit), K_edit, R, self.K_test[layer],
+                                     dW[layer])[1:]
+                sq += np.stack([*got, *got_c]) ** 2
+        meas, pred, err, pred_c, err_c = np.sqrt(sq)
+        any_edit = any(self.edit_keys[layer] for layer in self.mls)
+        nan = float("nan")
+        return {"interference_measured": float(meas.mean()) if len(meas) else nan,
+                "interference_predicted": float(pred.mean()) if len(pred) else nan,
+                "interference_predicted_c": float(pred_c.mean()) if len(pred_c) else nan,
+                "interference_rel_error_median": _rel(err, meas, np.median) if any_edit else nan,
+                "interference_rel_error_max": _rel(err, meas, np.max) if any_edit else nan,
+                "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
+                "interference_predicted_c_keys": pred_c.tolist(), "interference_c_error_keys": err_c.tolist(),
+                "interference_c_rel_error_median": _rel(err_c, meas, np.median) if any_edit else nan}
+
+    def record(self, r: dict):
+        self.rows.append(r)
+        if self.progress is not None:
+            self.progress(self.frame())
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)[list(TRAJECTORY_COLUMNS)]
+
+    # ------------------------------------------------ the checkpoint's content
+
+    def state(self, n: int) -> dict:
+        """All a rerun needs to go on after edit n (Checkpoint adds the signature)."""
+        weights = {layer: models.ffn_weight(self.model, layer).detach().cpu().clone() for layer in self.layers}
+        return {"n": n, "rows": json.dumps(self.rows, default=_plain), "window": json.dumps(self.window),
+                "n_triggered": self.n_triggered, "rng": torch.get_rng_state(), "weights": weights,
+                "editor": editing.editor_state(self.editor),
+                "preedit": {k: torch.as_tensor(np.asarray(v)) for k, v in self.pre.items()},
+                **{name: {layer: [t.detach().cpu() for t in d[layer]] for layer in self.mls}
+                   for name, d in (("edit_keys", self.edit_keys), ("resids", self.resids), ("dirs", self.dirs))}}
+
+
+@dataclass
+class Checkpoint:
+    """Where a trajectory saves its state (Trajectory.state) every `every` edits and at every row, and the
+    signature (checkpoint_signature) a saved state must carry to be resumed."""
+    path: Path
+    every: int
+    signature: dict
+
+    def load(self, stale: str) -> dict | None:
+        """The saved state of this run; None when there is none, or (stale="restart") when it belongs to another run
+        (logged, and the file removed); else the mismatch is an error naming the field."""
+        if not self.path.exists():
+            return None
+        try:
+            return _read_checkpoint(self.path, self.signature)
         except ValueError as e:
             if stale != "restart":
                 raise
             log.warning("%s — starting the trajectory over", e)
-            ckpt.unlink()
-    # the pre-edit forecast, from the unedited model before any edit (a resumed run takes the one its first part
-    # computed, before its first edit, from the checkpoint)
-    pre = ({k: np.asarray(v) for k, v in st["preedit"].items()} if st is not None else
-           preedit.compute(model, tok, editor, edits, test, K_test[ml], batch_size))
-    if st is not None:
-        start = int(st["n"])
-        with torch.no_grad():
-            for layer, w in st["weights"].items():
-                models.ffn_weight(model, layer).copy_(w)
-        editing.load_editor_state(editor, st["editor"], f"{ckpt}: ")
-        for mine, saved in ((edit_keys, st["edit_keys"]), (resids, st["resids"]), (dirs, st["dirs"])):
-            for layer in mls:
-                mine[layer] = [t.to(dev) for t in saved[layer]]
-        done = list(edits[:start])
-        rows, window = json.loads(st["rows"]), [tuple(w) for w in json.loads(st["window"])]
-        n_triggered = int(st["n_triggered"])
-        torch.set_rng_state(st["rng"])
-        log.info("%s on %s: resumed from %s after edit %d of %d (%d rows recorded)", editor.name, model_name, ckpt,
-                 start, len(edits), len(rows))
-    log.info("%s on %s: layers %s (measure layer %d), edited weights in %s (model %s)", editor.name, model_name,
-             editor.layers, ml, editor.precision["edited_dtype"], editor.precision["model_dtype"])
+            self.path.unlink()
+            return None
 
-    def row(step, status="ok", reason=""):
-        dW = {layer: models.ffn_weight(model, layer).detach().double() - W0[layer] for layer in layers}
-        sq = np.zeros((5, len(test)))  # squared norms: measured, predicted, error; predicted and error with C⁻¹k
-        for layer in mls:
-            if edit_keys[layer]:
-                K_edit, R = torch.stack(edit_keys[layer], 1), torch.stack(resids[layer], 1)
-                U = torch.stack(dirs[layer], 1)
-                got = interference(U, K_edit, R, K_test[layer], dW[layer])
-                got_c = interference(editing.whiten(editor.chol[layer], K_edit), K_edit, R, K_test[layer],
-                                     dW[layer])[1:]
-                sq += np.stack([*got, *got_c]) ** 2
-        meas, pred, err, pred_c, err_c = np.sqrt(sq)
-        any_edit = any(edit_keys[layer] for layer in mls)
-        r = {"step": step, "method": editor.name, "model": model_name, "layer": ml, "status": status,
-             "reason": reason, "case_id": str(done[-1]["case_id"]) if done else "",
-             **evaluate(model, tok, done, test, max_neighborhood, batch_size, fluency_prompts, fluency_max_len),
-             "forecast_risk_facts": pre["risk"][min(step, len(pre["risk"]) - 1)].tolist(),
-             "edit_layers": [w[4] for w in window],
-             "new_edit_efficacy": float(np.mean([w[0] for w in window])) if window else float("nan"),
-             "new_edit_p_new": float(np.mean([w[1] for w in window])) if window else float("nan"),
-             "v_prob": float(np.mean([w[2] for w in window])) if window else float("nan"),
-             "delta_w_fro": float(np.sqrt(sum(float(d.norm()) ** 2 for d in dW.values()))),
-             "interference_measured": float(meas.mean()) if len(meas) else float("nan"),
-             "interference_predicted": float(pred.mean()) if len(pred) else float("nan"),
-             "interference_predicted_c": float(pred_c.mean()) if len(pred_c) else float("nan"),
-             "interference_rel_error_median": _rel(err, meas, np.median) if any_edit else float("nan"),
-             "interference_rel_error_max": _rel(err, meas, np.max) if any_edit else float("nan"),
-             "interference_measured_keys": meas.tolist(), "interference_predicted_keys": pred.tolist(),
-             "n_triggered": n_triggered, "seconds": float(sum(w[3] for w in window)),
-             "interference_predicted_c_keys": pred_c.tolist(), "interference_c_error_keys": err_c.tolist(),
-             "interference_c_rel_error_median": _rel(err_c, meas, np.median) if any_edit else float("nan"),
-             "heldout_margin_facts": pre["margin"].tolist(), "heldout_key_norm_facts": pre["key_norm"].tolist()}
-        return r
+    def save(self, state: dict):
+        with atomic_path(self.path) as tmp:
+            torch.save({"signature": self.signature, **state}, tmp)
 
-    def frame() -> pd.DataFrame:
-        return pd.DataFrame(rows)[list(TRAJECTORY_COLUMNS)]
-
-    def record(r):
-        rows.append(r)
-        if progress is not None:
-            progress(frame())
-
-    def save(n):
-        st = {"signature": sig, "n": n, "rows": json.dumps(rows, default=_plain), "window": json.dumps(window),
-              "n_triggered": n_triggered, "rng": torch.get_rng_state(),
-              "weights": {layer: models.ffn_weight(model, layer).detach().cpu().clone() for layer in layers},
-              "editor": editing.editor_state(editor),
-              "preedit": {k: torch.as_tensor(np.asarray(v)) for k, v in pre.items()},
-              **{name: {layer: [t.detach().cpu() for t in d[layer]] for layer in mls}
-                 for name, d in (("edit_keys", edit_keys), ("resids", resids), ("dirs", dirs))}}
-        with atomic_path(ckpt) as tmp:
-            torch.save(st, tmp)
-
-    if start == 0:
-        record(row(0))
-    for n, fact in enumerate(edits[start:], start + 1):  # after the last edit a checkpoint saved (0: all)
-        try:
-            res = editor.edit(fact)
-        except (editing.EditDiverged, torch.linalg.LinAlgError) as e:
-            log.warning("%s: edit %d (case %s) diverged: %s — trajectory stops here", editor.name, n,
-                        fact["case_id"], e)
-            window.append((False, float("nan"), float("nan"), 0.0, -1))
-            record({**row(n, "diverged", str(e)), "case_id": str(fact["case_id"])})
-            break
-        at = ml if res.layer is None else int(res.layer)
-        if at not in edit_keys:
-            raise ValueError(f"{editor.name}: edit of case {fact['case_id']} wrote layer {at}, not one of the measure "
-                             f"layers {mls}")
-        edit_keys[at].append(res.key)
-        resids[at].append(res.residual)
-        dirs[at].append(res.direction)
-        done.append(fact)
-        n_triggered += int(res.triggered)
-        ok, p_new = immediate(model, tok, fact)
-        window.append((ok, p_new, res.v_prob, res.seconds, at))
-        if not ok or (log_every > 0 and (n % log_every == 0 or n == len(edits))):
-            log.info("%s edit %d/%d case %s: %s, P(new) = %.3f (v* prob %.3f, %.1f s)", editor.name, n, len(edits),
-                     fact["case_id"], "success" if ok else "FAILED", p_new, res.v_prob, res.seconds)
-        due = n in record_steps if record_steps is not None else n % eval_every == 0
-        if due or n == len(edits):
-            r = row(n)
-            if not np.isfinite(r["heldout_p_true"]):
-                r.update(status="diverged", reason="non-finite held-out probability")
-                record(r)
-                log.warning("%s: non-finite held-out probability after edit %d — trajectory stops", editor.name, n)
-                break
-            record(r)
-            window = []
-        if ckpt is not None and (due or n % checkpoint_every == 0) and n < len(edits):
-            save(n)
-    if ckpt is not None and ckpt.exists():
-        ckpt.unlink()
-        log.info("%s on %s: trajectory ended, checkpoint %s removed", editor.name, model_name, ckpt)
-    return frame()
+    def remove(self, what: str):
+        """At the end of the trajectory."""
+        if self.path.exists():
+            self.path.unlink()
+            log.info("%s: trajectory ended, checkpoint %s removed", what, self.path)
 
 
 def content_hash(obj) -> str:

@@ -96,6 +96,67 @@ def optimize_deltas(model, tok, *, prompt: str, subject: str, target: str, layer
     candidate layer). The rows are repeated once per layer and copy l carries δ_l alone; copies never attend to
     each other, so the gradient of the summed loss in δ_l is copy l's own, and each δ_l has its own Adam, clamp
     and stopping step: the same δ_l as L separate calls, in one forward per step (benchmarks/vstar.py --layers)."""
+    layers = _checked(norm, templates, layers, hp)
+    n_l, dev = len(layers), device_of(model)
+    b = _batch(model, tok, prompt, subject, target, templates, kl_prompt, n_l, cache_prefix)
+    d, _ = models.dims(model)
+    deltas = [torch.zeros(d, device=dev, dtype=torch.float32, requires_grad=True) for _ in layers]
+    v0 = [{} for _ in layers]  # copy l's FFN ("mlp") and block ("block") output at the bare prompt's subject token
+    handles = _add_delta_hooks(model, b, layers, deltas, v0, norm)
+    opts = [torch.optim.Adam([delta], lr=float(hp["v_lr"])) for delta in deltas]
+    stop_loss, stop_prob = float(hp.get("stop_loss", 5e-2)), hp.get("stop_prob")
+    n_steps, clamp = int(hp["v_num_grad_steps"]), float(hp["clamp_norm_factor"])
+    kl0, steps, done = None, [0] * n_l, [None] * n_l  # done[l]: (NLL, exp(−NLL), KL) once δ_l has stopped
+    try:
+        with torch.enable_grad():
+            for it in range(n_steps):
+                for opt in opts:
+                    opt.zero_grad()
+                nll_each, kl_lp = _forward(model, b, n_l)
+                if kl0 is None:  # p_0: the KL row's distribution at the first forward, δ = 0
+                    kl0 = kl_lp.detach().clone()
+                # the loss of copy l: (1/T) Σ_t NLL_l,t + kl_factor · KL(p_δ ‖ p_0) + wd · ‖δ_l‖ / ‖v_0‖²
+                nll = nll_each.mean(1)
+                # KL(p_δ ‖ p_0) per copy, as ROME's kl_div(init, current, log_target=True)
+                kl = float(hp["kl_factor"]) * torch.nn.functional.kl_div(kl0, kl_lp, log_target=True,
+                                                                         reduction="none").sum(-1)
+                live = []  # (l, loss_l) of the δ_l that take another step
+                for i in range(n_l):
+                    if done[i] is not None:
+                        continue
+                    wd = float(hp["v_weight_decay"]) * deltas[i].norm() / (v0[i][norm].norm().float() ** 2)
+                    loss = nll[i] + kl[i] + wd
+                    prob = float(torch.exp(-nll_each[i].detach()).mean())
+                    loss_value = float(loss.detach())
+                    result = (float(nll[i].detach()), prob, float(kl[i].detach()))
+                    # δ_l stops at a non-finite loss, a loss below stop_loss, exp(−NLL) above stop_prob or the last step
+                    if not math.isfinite(loss_value):
+                        log.warning("v* optimisation: non-finite loss at step %d for %r at layer %d", it, subject,
+                                    layers[i])
+                        done[i] = result
+                    elif (loss_value < stop_loss or (stop_prob is not None and prob > float(stop_prob))
+                          or it == n_steps - 1):
+                        done[i] = result
+                    else:
+                        live.append((i, loss))
+                if not live:
+                    break
+                # one Adam step per live δ_l on the summed loss (the copies are independent), then project and clamp
+                sum(loss for _, loss in live).backward()
+                for i, _ in live:
+                    opts[i].step()
+                    steps[i] += 1
+                    _project_and_clamp(deltas[i], project, clamp * float(v0[i][norm].norm()))
+    finally:
+        for h in handles:
+            h.remove()
+    # the result per layer: δ_l, v_0 at both points, and the loss terms at its stopping step (v* = W k* + δ_l)
+    return [DeltaResult(delta=deltas[i].detach().double(), v0_mlp=v0[i]["mlp"], v0_block=v0[i]["block"],
+                        nll=done[i][0], prob=done[i][1], kl=done[i][2], steps=steps[i]) for i in range(n_l)]
+
+
+def _checked(norm: str, templates, layers, hp: dict) -> list[int]:
+    """The layers as ints, after refusing what optimize_deltas cannot run."""
     if norm not in ("mlp", "block"):
         raise ValueError(f"norm must be 'mlp' or 'block', got {norm!r}")
     if not templates or templates[0] != "{}":
@@ -105,7 +166,30 @@ def optimize_deltas(model, tok, *, prompt: str, subject: str, target: str, layer
     if not layers or len(set(layers)) != len(layers):
         raise ValueError(f"layers must be distinct and at least one, got {layers}")
     if int(hp["v_num_grad_steps"]) < 1:
-        raise ValueError(f"v_num_grad_steps must be ≥ 1 (the loss is read at the first step), got {hp['v_num_grad_steps']}")
+        raise ValueError(f"v_num_grad_steps must be ≥ 1 (the loss is read at the first step), got "
+                         f"{hp['v_num_grad_steps']}")
+    return layers
+
+
+@dataclass
+class _Batch:
+    """The prompts of one fact as one batch: per copy (one per layer) the rewriting rows template_t ⊕ prompt(s) ⊕
+    o*[:-1] (t = 1…T, T = n_rw) and the KL row kl_prompt(s), each from the subject's last token on (the tokens
+    before it are in `past`)."""
+    ids: torch.Tensor         # the rows' rest, right-padded
+    mask: torch.Tensor        # attention mask over the cached prefix and the rest
+    pos: torch.Tensor         # the rest's own positions
+    past: object              # cached keys / values of the prefixes (None without a prefix cache)
+    head_index: torch.Tensor  # per row the positions whose logits are used
+    tgt: torch.Tensor         # o*'s token ids
+    subj: torch.Tensor        # per row of one copy: the subject's last token in the rest
+    n_rw: int                 # rewriting rows per copy (= templates)
+    n_rows: int               # rows per copy (n_rw + the KL row)
+
+
+def _batch(model, tok, prompt: str, subject: str, target: str, templates, kl_prompt: str, n_l: int,
+           cache_prefix: bool) -> _Batch:
+    """Tokenise the rows (module docstring), repeat them once per layer and run their prefixes once."""
     dev = device_of(model)
     tgt = target_ids(tok, prompt.format(subject), target)
     prompts, at, _ = keys.encode(tok, [prompt], [subject], templates=templates)  # the subject's last token
@@ -115,7 +199,7 @@ def optimize_deltas(model, tok, *, prompt: str, subject: str, target: str, layer
     kl_at = kl_index[0]
     rows.append(kl_rows[0])
     at.append(kl_at)
-    n_rw, n_rows, n_l = len(templates), len(rows), len(layers)
+    n_rw, n_rows = len(templates), len(rows)
     # δ changes nothing before the subject's last token (causal attention): each row's tokens before it run once and
     # their keys / values are cached; every step runs only the rest (from the subject's last token) on a copy of
     # that cache, at the same positions. cache_prefix=False runs whole rows every step (the same numbers).
@@ -137,21 +221,23 @@ def optimize_deltas(model, tok, *, prompt: str, subject: str, target: str, layer
     ids, mask = pad([r[c:] for r, c in zip(rows, cut)], pad_id(tok))
     ids, mask = ids.to(dev), mask.to(dev)
     rest_pos = (torch.tensor(cut)[:, None] + torch.arange(ids.shape[1])[None]).to(dev)  # the rows' own positions
-    full_mask = mask if pre_mask is None else torch.cat([pre_mask, mask], 1)
-    at0 = at[0] - cut[0]
-    head_index = torch.tensor(head_rows)
-    tgt_t = torch.tensor(tgt, device=dev)
+    return _Batch(ids=ids, mask=mask if pre_mask is None else torch.cat([pre_mask, mask], 1), pos=rest_pos,
+                  past=past, head_index=torch.tensor(head_rows), tgt=torch.tensor(tgt, device=dev),
+                  subj=torch.tensor(at[:n_rows]) - torch.tensor(cut[:n_rows]), n_rw=n_rw, n_rows=n_rows)
 
-    d, _ = models.dims(model)
-    deltas = [torch.zeros(d, device=dev, dtype=torch.float32, requires_grad=True) for _ in layers]
-    firsts = [{} for _ in layers]
+
+def _add_delta_hooks(model, b: _Batch, layers: list[int], deltas, v0: list[dict], norm: str) -> list:
+    """Forward hooks at each layer's FFN output and block output: h ← h + δ_i at copy i's subject token only (at the
+    FFN output for norm "mlp", the block output for "block"); the first forward stores copy i's v_0 at both points
+    (its first row: the bare prompt). Returns the handles."""
+    dev = b.ids.device
+    at0 = int(b.subj[0])
 
     def hooks(i: int):
-        """Forward hooks at layer i's FFN output and block output: add δ_i to copy i's subject token only."""
-        onehot = torch.zeros(ids.shape, device=dev)
-        copy_i = torch.arange(i * n_rows, (i + 1) * n_rows)
-        onehot[copy_i, torch.tensor(at[:n_rows]) - torch.tensor(cut[:n_rows])] = 1.0
-        first, delta, row0 = firsts[i], deltas[i], i * n_rows
+        onehot = torch.zeros(b.ids.shape, device=dev)
+        copy_i = torch.arange(i * b.n_rows, (i + 1) * b.n_rows)
+        onehot[copy_i, b.subj] = 1.0
+        first, delta, row0 = v0[i], deltas[i], i * b.n_rows
 
         def ffn_hook(_m, _args, out):
             if "mlp" not in first:
@@ -173,64 +259,27 @@ def optimize_deltas(model, tok, *, prompt: str, subject: str, target: str, layer
         ffn_hook, block_hook = hooks(i)
         handles += [models.ffn_out(model, layer).register_forward_hook(ffn_hook),
                     models.blocks(model)[layer].register_forward_hook(block_hook)]
-    opts = [torch.optim.Adam([delta], lr=float(hp["v_lr"])) for delta in deltas]
-    stop_loss, stop_prob = float(hp.get("stop_loss", 5e-2)), hp.get("stop_prob")
-    n_steps, clamp = int(hp["v_num_grad_steps"]), float(hp["clamp_norm_factor"])
-    kl0, steps, done = None, [0] * n_l, [None] * n_l
-    try:
-        with torch.enable_grad():
-            for it in range(n_steps):
-                for opt in opts:
-                    opt.zero_grad()
-                with head_at(model, head_index):
-                    logits = model(input_ids=ids, attention_mask=full_mask, position_ids=rest_pos,
-                                   past_key_values=copy.deepcopy(past), use_cache=past is not None
-                                   ).logits.float()  # (n_l · (n_rw + 1), |o*|, V)
-                logits = logits.reshape(n_l, n_rows, *logits.shape[1:])
-                logp = torch.log_softmax(logits[:, :n_rw], dim=-1)
-                tok_lp = logp.gather(3, tgt_t.expand(n_l, n_rw, -1)[..., None])[..., 0]  # (n_l, n_rw, |o*|)
-                nll_each = -tok_lp.mean(2)
-                nll = nll_each.mean(1)
-                kl_lp = torch.log_softmax(logits[:, n_rw, 0], dim=-1)  # (n_l, V)
-                if kl0 is None:
-                    kl0 = kl_lp.detach().clone()
-                # KL(p_δ ‖ p_0) per copy, as ROME's kl_div(init, current, log_target=True)
-                kl = float(hp["kl_factor"]) * torch.nn.functional.kl_div(kl0, kl_lp, log_target=True,
-                                                                         reduction="none").sum(-1)
-                live = []
-                for i in range(n_l):
-                    if done[i] is not None:
-                        continue
-                    v0 = firsts[i][norm]
-                    wd = float(hp["v_weight_decay"]) * deltas[i].norm() / (v0.norm().float() ** 2)
-                    loss = nll[i] + kl[i] + wd
-                    prob = float(torch.exp(-nll_each[i].detach()).mean())
-                    loss_value = float(loss.detach())
-                    result = (float(nll[i].detach()), prob, float(kl[i].detach()))
-                    if not math.isfinite(loss_value):
-                        log.warning("v* optimisation: non-finite loss at step %d for %r at layer %d", it, subject,
-                                    layers[i])
-                        done[i] = result
-                    elif (loss_value < stop_loss or (stop_prob is not None and prob > float(stop_prob))
-                          or it == n_steps - 1):
-                        done[i] = result
-                    else:
-                        live.append((i, loss))
-                if not live:
-                    break
-                sum(loss for _, loss in live).backward()
-                for i, _ in live:
-                    opts[i].step()
-                    steps[i] += 1
-                    with torch.no_grad():
-                        delta = deltas[i]
-                        if project is not None:
-                            delta[...] = (project.to(delta.dtype) @ delta)
-                        max_norm = clamp * float(firsts[i][norm].norm())
-                        if float(delta.norm()) > max_norm:
-                            delta[...] = delta * (max_norm / delta.norm())
-    finally:
-        for h in handles:
-            h.remove()
-    return [DeltaResult(delta=deltas[i].detach().double(), v0_mlp=firsts[i]["mlp"], v0_block=firsts[i]["block"],
-                        nll=done[i][0], prob=done[i][1], kl=done[i][2], steps=steps[i]) for i in range(n_l)]
+    return handles
+
+
+def _forward(model, b: _Batch, n_l: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward with the δ hooks: (NLL per copy and rewriting row, −(1/|o*|) Σ_j log p(o*_j | row, o*_<j),
+    shape (n_l, n_rw); log p at the KL row's subject token, (n_l, V))."""
+    with head_at(model, b.head_index):
+        logits = model(input_ids=b.ids, attention_mask=b.mask, position_ids=b.pos,
+                       past_key_values=copy.deepcopy(b.past), use_cache=b.past is not None
+                       ).logits.float()  # (n_l · (n_rw + 1), |o*|, V)
+    logits = logits.reshape(n_l, b.n_rows, *logits.shape[1:])
+    logp = torch.log_softmax(logits[:, :b.n_rw], dim=-1)
+    tok_lp = logp.gather(3, b.tgt.expand(n_l, b.n_rw, -1)[..., None])[..., 0]  # (n_l, n_rw, |o*|)
+    return -tok_lp.mean(2), torch.log_softmax(logits[:, b.n_rw, 0], dim=-1)
+
+
+@torch.no_grad()
+def _project_and_clamp(delta: torch.Tensor, project, max_norm: float):
+    """After an Adam step: δ ← P δ (when a projection is given), then δ ← δ · max_norm / ‖δ‖ when ‖δ‖ > max_norm
+    (max_norm = clamp_norm_factor · ‖v_0‖)."""
+    if project is not None:
+        delta[...] = (project.to(delta.dtype) @ delta)
+    if float(delta.norm()) > max_norm:
+        delta[...] = delta * (max_norm / delta.norm())
