@@ -269,3 +269,31 @@ def test_offline_default_plans_every_figure_family_and_editing_for_both_models(t
     assert jobs.get("trajectory") == n_models * n_methods
     for rule in ("select_items", "fig_heatmap_models", "fig_kde_models", "fig_scaling_law", "fig_trajectories"):
         assert jobs.get(rule) == 1, (rule, jobs)
+
+
+def test_every_documented_snakemake_command_parses_its_config_files_and_targets():
+    """Each `snakemake …` command quoted in README.md, docs/*.md and the configs' comments, as Snakemake's own argument
+    parser reads it: every --configfile value is a config file of this repository and every target is a rule of the
+    workflow (a target written after --configfile is taken for another config file)."""
+    import re
+    import shlex
+
+    from snakemake.cli import get_argument_parser
+
+    rules = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text() for p in (REPO / "rules").glob("*.smk")), re.M))
+    rules |= set(re.findall(r"^rule (\w+):", (REPO / "Snakefile").read_text(), re.M))
+    sources = [REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "config").glob("*.yaml")]
+    seen = 0
+    for path in sources:
+        text = path.read_text().replace("\\\n", " ")
+        for cmd in re.findall(r"`(snakemake [^`]+)`", text) + re.findall(r"^#\s+(snakemake [^\n]+)", text, re.M):
+            args = shlex.split(re.sub(r"\s+\(.*$", "", cmd.split("#")[0]))[1:]
+            if any(a.startswith("<") or "…" in a or re.fullmatch(r"[A-Z]", a) for a in args):
+                continue  # a placeholder, not a command to run
+            ns = get_argument_parser().parse_args(args)
+            for cfg in ns.configfile or []:
+                assert (REPO / cfg).is_file() and str(cfg).endswith(".yaml"), f"{path.name}: {cmd!r}: {cfg}"
+            for target in ns.targets or []:
+                assert target in rules or "/" in target or "." in target, f"{path.name}: {cmd!r}: target {target}"
+            seen += 1
+    assert seen >= 5
