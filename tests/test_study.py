@@ -108,6 +108,36 @@ def test_the_study_on_tiny_models_end_to_end(tmp_path):
         assert (res / "figures" / "trajectories" / name).exists(), name
     fig = pd.read_csv(res / "figures" / "trajectories" / "trajectories.csv")
     assert set(fig.method) == set(ed["methods"])
+    _collected_study_renders_what_the_workflow_rendered(cfg, res, tmp_path / "docs")
+
+
+def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
+    """`python -m kis.study collect` copies the finished jobs only (one whose benchmark file is missing is not
+    finished) with their wall seconds; `render` of the copies gives the workflow's summary, forecast AUC and
+    paper-P error tables."""
+    bench = res / "benchmarks" / "trajectory" / "tiny-llama" / "wilke.tsv"
+    kept = bench.read_text()
+    bench.unlink()
+    study.main(["collect", str(res), str(docs), "--config", str(cfg), "--command", "snakemake study", "--commit", "abc"])
+    runs = pd.read_csv(docs / "runs.csv")
+    assert len(runs) == 13 and not ((runs.model == "tiny-llama") & (runs.method == "wilke")).any()
+    assert not (docs / "trajectories" / "tiny-llama" / "wilke.parquet").exists()
+    r = runs[(runs.model == "tiny-gpt2") & (runs.method == "memit")].iloc[0]
+    b = pd.read_csv(res / "benchmarks" / "trajectory" / "tiny-gpt2" / "memit.tsv", sep="\t")
+    assert (r.commit, r.command, r.n_edits) == ("abc", "snakemake study", 3) and r.wall_s == round(b.s.iloc[-1])
+    bench.write_text(kept)
+    study.main(["collect", str(res), str(docs), "--config", str(cfg), "--command", "snakemake study", "--commit", "abd"])
+    runs = pd.read_csv(docs / "runs.csv")
+    assert len(runs) == 14 and set(runs.commit) == {"abd"}  # a job copied again replaces its row
+    assert (docs / "summary.md").read_text() == (res / "study" / "summary.md").read_text()
+    for name, theirs in (("forecast_auc.csv", "forecast_auc.csv"), ("interference_paper_p.csv",
+                                                                     "interference_paper_p.csv")):
+        pd.testing.assert_frame_equal(pd.read_csv(docs / name), pd.read_csv(res / "figures" / "trajectories" / theirs))
+    fc = pd.read_csv(docs / "forecast_auc.csv")
+    md = (docs / "forecast_auc.md").read_text().splitlines()
+    assert len(md) == 2 + len(fc.groupby(["model", "method", "step"]))
+    for name in ("trajectories.png", "interference.png", "forecast.png"):
+        assert (docs / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 def test_the_null_space_study_on_tiny_models_end_to_end(tmp_path):

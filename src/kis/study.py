@@ -88,3 +88,177 @@ def run_summary(tables, csv, md, labels=None) -> None:
         tmp.write_text(markdown(frame))
     log.info("study summary: %d rows (%d models × %d methods), %d not ok", len(frame), frame.model.nunique(),
              frame.method.nunique(), int((frame.status != "ok").sum()))
+
+
+# ── committed study tables (docs/study*/): a study longer than one machine's life is collected job by job ──────────
+# layout of such a folder: trajectories/{model}/{method}.parquet and .forecast.parquet (copies of the workflow's
+# tables), runs.csv (one row per copied job: commit, command, wall seconds of its benchmark file), and what `render`
+# writes from them: summary.{csv,md}, forecast_auc.{csv,md}, interference_paper_p.{csv,md}, figures/*.png.
+RUN_COLUMNS = ["model", "method", "n_edits", "commit", "command", "wall_s", "cpu_s", "finished", "machine"]
+SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": "key norm", "random": "random",
+               "measured_displacement": "measured displacement (post-edit)"}
+
+
+def _interval(a, lo, hi) -> str:
+    return "" if not math.isfinite(a) else f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def forecast_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
+    """kis.forecast.step_table as Markdown: per (model, method, step) the AUC [95 % bootstrap] of each score."""
+    labels = labels or {}
+    head = ["model", "method", "step", "forgotten / known", *SCORE_HEADS.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (model, method, step), g in tab.groupby(["model", "method", "step"], sort=False):
+        by = g.set_index("score")
+        cells = [str(labels.get(model, model)), method, str(int(step)),
+                 f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}",
+                 *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]]) if s in by.index else "" for s in SCORE_HEADS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def interference_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
+    """kis.editing_figures.interference_table as Markdown (the paper's P against the measured displacement)."""
+    labels = labels or {}
+    head = ["model", "method", "step", "median ‖pred − meas‖ / ‖meas‖", "max", "held-out keys"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in tab.itertuples(index=False):
+        lines.append("| " + " | ".join([str(labels.get(r.model, r.model)), r.method, str(int(r.step)),
+                                         _cell(float(r.rel_error_median)), _cell(float(r.rel_error_max)),
+                                         str(int(r.n_keys))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def folder_tables(folder) -> tuple[list, list]:
+    """(trajectory tables, forecast tables) under folder/trajectories, models sorted, methods in kis.editing's order;
+    an error names a trajectory table without its forecast table."""
+    from pathlib import Path
+    root = Path(folder) / "trajectories"
+    order = list(editing_figures.STYLES)
+    tables = sorted(root.glob("*/*.parquet"), key=lambda p: (p.parent.name, order.index(p.name.split(".")[0])
+                                                              if p.name.split(".")[0] in order else len(order), p.name))
+    traj = [p for p in tables if not p.name.endswith(".forecast.parquet")]
+    fc = [p.with_name(p.name[:-len(".parquet")] + ".forecast.parquet") for p in traj]
+    for t, f in zip(traj, fc):
+        if not f.exists():
+            raise FigureError(f"{t}: no forecast table {f.name} beside it")
+    return traj, fc
+
+
+def render(folder, *, labels: dict | None = None, n_boot: int, seed: int, dpi: int = 120) -> pd.DataFrame:
+    """Everything the findings show of a collected study, from its tables only (see the layout above) → summary."""
+    from pathlib import Path
+    import matplotlib.pyplot as plt
+    folder = Path(folder)
+    traj, fc = folder_tables(folder)
+    frame = summary(traj, labels)
+    outputs = {"summary.csv": lambda p: frame.to_csv(p, index=False), "summary.md": lambda p: p.write_text(markdown(frame))}
+    steps = editing_figures.forecast.step_table(editing_figures.read_forecasts(fc), n_boot=n_boot, seed=seed)
+    outputs["forecast_auc.csv"] = lambda p: steps.to_csv(p, index=False)
+    outputs["forecast_auc.md"] = lambda p: p.write_text(forecast_markdown(steps, labels))
+    stacked = editing_figures.read_tables(traj)
+    inter = editing_figures.interference_table(editing_figures.interference_points(stacked))
+    outputs["interference_paper_p.csv"] = lambda p: inter.to_csv(p, index=False)
+    outputs["interference_paper_p.md"] = lambda p: p.write_text(interference_markdown(inter, labels))
+    figs = {"trajectories.png": editing_figures.trajectory_figure(stacked, labels)[0],
+            "interference.png": editing_figures.interference_figure(stacked, labels)[0],
+            "forecast.png": editing_figures.forecast_figure(editing_figures.read_forecasts(fc), labels,
+                                                            n_boot=n_boot, seed=seed)[0]}
+    for name, fig in figs.items():
+        outputs[f"figures/{name}"] = lambda p, fig=fig: fig.savefig(p, dpi=dpi, format="png", bbox_inches="tight",
+                                                                   pad_inches=0.05)
+    for name, write in outputs.items():
+        with io.atomic_path(folder / name) as tmp:
+            write(tmp)
+    for fig in figs.values():
+        plt.close(fig)
+    log.info("rendered %s: %d trajectory tables", folder, len(traj))
+    return frame
+
+
+def collect(results, folder, *, command: str, commit: str, machine: str) -> list[tuple[str, str]]:
+    """Copy every finished (model, method) of a study's results folder (both tables and the benchmark file the job
+    writes when it ends) into `folder`, recording its run in folder/runs.csv (a job copied again replaces its row).
+    → the (model, method) pairs copied."""
+    import shutil
+    from datetime import datetime, timezone
+    from pathlib import Path
+    results, folder = Path(results), Path(folder)
+    runs_csv = folder / "runs.csv"
+    runs = pd.read_csv(runs_csv, dtype=str, keep_default_na=False) if runs_csv.exists() else pd.DataFrame(
+        columns=RUN_COLUMNS)
+    copied = []
+    for table in sorted((results / "trajectories").glob("*/*.parquet")):
+        if table.name.endswith(".forecast.parquet"):
+            continue
+        model, method = table.parent.name, table.stem
+        fc = table.with_name(f"{method}.forecast.parquet")
+        bench = results / "benchmarks" / "trajectory" / model / f"{method}.tsv"
+        if not (fc.exists() and bench.exists()) or bench.stat().st_mtime < table.stat().st_mtime:
+            log.info("%s/%s: not finished (tables or benchmark file missing or older), not collected", model, method)
+            continue
+        b = pd.read_csv(bench, sep="\t")
+        dest = folder / "trajectories" / model
+        dest.mkdir(parents=True, exist_ok=True)
+        for src in (table, fc):
+            with io.atomic_path(dest / src.name) as tmp:
+                shutil.copyfile(src, tmp)
+        row = {"model": model, "method": method, "n_edits": int(pd.read_parquet(table, columns=["step"]).step.max()),
+               "commit": commit, "command": command, "wall_s": f"{float(b.s.iloc[-1]):.0f}",
+               "cpu_s": f"{float(b.cpu_time.iloc[-1]):.0f}" if "cpu_time" in b else "",
+               "finished": datetime.fromtimestamp(bench.stat().st_mtime, timezone.utc).isoformat(timespec="minutes"),
+               "machine": machine}
+        runs = runs[~((runs.model == model) & (runs.method == method))]
+        runs = pd.concat([runs, pd.DataFrame([row]).astype(str)], ignore_index=True)
+        copied.append((model, method))
+    with io.atomic_path(runs_csv) as tmp:
+        runs.sort_values(["model", "method"]).to_csv(tmp, index=False)
+    return copied
+
+
+def main(argv=None) -> None:
+    """python -m kis.study collect RESULTS FOLDER --config CFG --command "…"  |  render FOLDER --config CFG"""
+    import argparse
+    import os
+    import platform
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    from . import schema
+    p = argparse.ArgumentParser(prog="python -m kis.study", description=main.__doc__)
+    p.add_argument("action", choices=["collect", "render"])
+    p.add_argument("paths", nargs="+", help="collect: the study's results folder and the docs folder; render: the folder")
+    p.add_argument("--config", required=True, help="the study's config file (model labels, figures settings)")
+    p.add_argument("--command", default="", help="collect: the command that ran the jobs")
+    p.add_argument("--commit", default="", help="collect: the commit that ran them (default: HEAD of the current folder)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = yaml.safe_load(Path(a.config).read_text())
+    labels = {m: s.get("label", m) for m, s in cfg["models"].items()}
+    fig = {**schema.defaults("figures"), **(cfg.get("figures") or {})}
+    if a.action == "collect":
+        if len(a.paths) != 2:
+            p.error("collect takes RESULTS FOLDER")
+        commit = a.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                            text=True).stdout.strip() or "unknown"
+        machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU" if not _cuda() else f"{_cuda()}"
+        copied = collect(a.paths[0], a.paths[1], command=a.command, commit=commit, machine=machine)
+        log.info("collected %d job(s): %s", len(copied), ", ".join(f"{m}/{k}" for m, k in copied) or "none")
+        folder = a.paths[1]
+    else:
+        folder = a.paths[0]
+    render(folder, labels=labels, n_boot=fig["forecast_n_boot"], seed=fig["forecast_seed"])
+
+
+def _cuda() -> str:
+    try:
+        import torch
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    except ImportError:
+        return ""
+
+
+if __name__ == "__main__":
+    main()
