@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: setup quickstart scaling test test-workflow lint report clean config-readme
+.PHONY: setup quickstart scaling test test-workflow lint report clean config-readme study-findings
 
 setup: $(VENV)/.installed
 
@@ -52,6 +52,10 @@ lint: setup
 # config/README.md: every key of config/schema.yaml with its type, default, description and whether it reruns jobs
 config-readme: setup
 	$(BIN)/python -m kis.schema
+
+# the editing study's findings from its committed tables (docs/study*/, collected job by job: docs/findings.md)
+study-findings: setup
+	for d in docs/study*/; do $(BIN)/python -m kis.study render $$d --config config/study.yaml || exit 1; done
 
 clean:
 	rm -rf .snakemake results report.html .test/.snakemake .test/results .test/models .test/data

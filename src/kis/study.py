@@ -108,6 +108,8 @@ def forecast_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
     labels = labels or {}
     head = ["model", "method", "step", "forgotten / known", *SCORE_HEADS.values()]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = {m: i for i, m in enumerate(editing_figures.STYLES)}  # the summary's order of methods
+    tab = tab.assign(_m=tab.method.map(order).fillna(len(order))).sort_values(["model", "_m", "step"], kind="stable")
     for (model, method, step), g in tab.groupby(["model", "method", "step"], sort=False):
         by = g.set_index("score")
         cells = [str(labels.get(model, model)), method, str(int(step)),

@@ -1,0 +1,28 @@
+"""The editing study's findings are its committed tables (docs/study*/, collected job by job with
+`python -m kis.study collect`): re-rendering those tables gives the committed summary, forecast AUC and paper-P error
+files byte for byte, and docs/findings.md shows each rendered Markdown table verbatim — no number in the findings
+that its tables do not give."""
+import shutil
+
+import pytest
+
+import wf
+from kis import study
+
+FOLDERS = sorted(p.parent for p in (wf.REPO / "docs").glob("study*/runs.csv"))
+RENDERED = ("summary.csv", "summary.md", "forecast_auc.csv", "forecast_auc.md", "interference_paper_p.csv",
+            "interference_paper_p.md")
+
+
+@pytest.mark.skipif(not FOLDERS, reason="no collected study under docs/ (docs/study*/runs.csv)")
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_committed_study_tables_rerender_to_the_committed_findings(folder, tmp_path):
+    copy = tmp_path / folder.name
+    shutil.copytree(folder / "trajectories", copy / "trajectories")
+    study.main(["render", str(copy), "--config", str(wf.REPO / "config" / "study.yaml")])
+    findings = (wf.REPO / "docs" / "findings.md").read_text()
+    for name in RENDERED:
+        assert (copy / name).read_text() == (folder / name).read_text(), f"{folder.name}/{name} is stale: run " \
+            f"`python -m kis.study render docs/{folder.name} --config config/study.yaml`"
+        if name.endswith(".md"):
+            assert (folder / name).read_text() in findings, f"docs/findings.md lacks {folder.name}/{name}"
