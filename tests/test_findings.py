@@ -10,8 +10,8 @@ import wf
 from kis import study
 
 FOLDERS = sorted(p.parent for p in (wf.REPO / "docs").glob("study*/runs.csv"))
-RENDERED = ("summary.csv", "summary.md", "forecast_auc.csv", "forecast_auc.md", "interference_paper_p.csv",
-            "interference_paper_p.md")
+RENDERED = ("summary.csv", "summary.md", "summary_last.md", "forecast_auc.csv", "forecast_auc.md",
+            "interference_paper_p.csv", "interference_paper_p.md")
 
 
 @pytest.mark.skipif(not FOLDERS, reason="no collected study under docs/ (docs/study*/runs.csv)")
@@ -24,5 +24,12 @@ def test_committed_study_tables_rerender_to_the_committed_findings(folder, tmp_p
     for name in RENDERED:
         assert (copy / name).read_text() == (folder / name).read_text(), f"{folder.name}/{name} is stale: run " \
             f"`python -m kis.study render docs/{folder.name} --config config/study.yaml`"
-        if name.endswith(".md"):
+        if name.endswith(".md") and name != "summary_last.md":  # the README's table (the test below)
             assert (folder / name).read_text() in findings, f"docs/findings.md lacks {folder.name}/{name}"
+
+
+@pytest.mark.skipif(not FOLDERS, reason="no collected study under docs/ (docs/study*/runs.csv)")
+def test_the_readme_shows_a_collected_study_verbatim():
+    readme = (wf.REPO / "README.md").read_text()
+    assert any((f / "summary_last.md").read_text() in readme for f in FOLDERS), \
+        "README.md shows no docs/study*/summary_last.md verbatim"

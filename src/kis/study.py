@@ -93,7 +93,8 @@ def run_summary(tables, csv, md, labels=None) -> None:
 # ── committed study tables (docs/study*/): a study longer than one machine's life is collected job by job ──────────
 # layout of such a folder: trajectories/{model}/{method}.parquet and .forecast.parquet (copies of the workflow's
 # tables), runs.csv (one row per copied job: commit, command, wall seconds of its benchmark file), and what `render`
-# writes from them: summary.{csv,md}, forecast_auc.{csv,md}, interference_paper_p.{csv,md}, figures/*.png.
+# writes from them: summary.{csv,md}, summary_last.md (each job's last row: the README's table),
+# forecast_auc.{csv,md}, interference_paper_p.{csv,md}, figures/*.png.
 RUN_COLUMNS = ["model", "method", "n_edits", "commit", "command", "wall_s", "cpu_s", "finished", "machine"]
 SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": "key norm", "random": "random",
                "measured_displacement": "measured displacement (post-edit)"}
@@ -154,7 +155,9 @@ def render(folder, *, labels: dict | None = None, n_boot: int, seed: int, dpi: i
     folder = Path(folder)
     traj, fc = folder_tables(folder)
     frame = summary(traj, labels)
-    outputs = {"summary.csv": lambda p: frame.to_csv(p, index=False), "summary.md": lambda p: p.write_text(markdown(frame))}
+    last = frame[frame.step == frame.groupby(["model", "method"]).step.transform("max")]  # each job's last row
+    outputs = {"summary.csv": lambda p: frame.to_csv(p, index=False), "summary.md": lambda p: p.write_text(markdown(frame)),
+               "summary_last.md": lambda p: p.write_text(markdown(last))}
     steps = editing_figures.forecast.step_table(editing_figures.read_forecasts(fc), n_boot=n_boot, seed=seed)
     outputs["forecast_auc.csv"] = lambda p: steps.to_csv(p, index=False)
     outputs["forecast_auc.md"] = lambda p: p.write_text(forecast_markdown(steps, labels))
