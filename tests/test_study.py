@@ -126,6 +126,10 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     b = pd.read_csv(res / "benchmarks" / "trajectory" / "tiny-gpt2" / "memit.tsv", sep="\t")
     assert (r.commit, r.command, r.n_edits) == ("abc", "snakemake study", 3) and r.wall_s == round(b.s.iloc[-1])
     bench.write_text(kept)
+    # tables of another stream length in the same results folder (a short study's) are not this study's
+    assert study.collect(res, docs / "other", command="x", commit="y", machine="z", n_edits=5) == []
+    assert study._merged({"editing": {"n_edits": 100, "n_test": 100}}, {"editing": {"n_edits": 10}}) == \
+        {"editing": {"n_edits": 10, "n_test": 100}}  # --config study.yaml study-short.yaml
     study.main(["collect", str(res), str(docs), "--config", str(cfg), "--command", "snakemake study", "--commit", "abd"])
     runs = pd.read_csv(docs / "runs.csv")
     assert len(runs) == 14 and set(runs.commit) == {"abd"}  # a job copied again replaces its row

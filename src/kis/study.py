@@ -181,9 +181,10 @@ def render(folder, *, labels: dict | None = None, n_boot: int, seed: int, dpi: i
     return frame
 
 
-def collect(results, folder, *, command: str, commit: str, machine: str) -> list[tuple[str, str]]:
+def collect(results, folder, *, command: str, commit: str, machine: str, n_edits: int) -> list[tuple[str, str]]:
     """Copy every finished (model, method) of a study's results folder (both tables and the benchmark file the job
-    writes when it ends) into `folder`, recording its run in folder/runs.csv (a job copied again replaces its row).
+    writes when it ends) whose stream is `n_edits` long (a table of another config in the same folder is not this
+    study's) into `folder`, recording its run in folder/runs.csv (a job copied again replaces its row).
     → the (model, method) pairs copied."""
     import shutil
     from datetime import datetime, timezone
@@ -202,13 +203,17 @@ def collect(results, folder, *, command: str, commit: str, machine: str) -> list
         if not (fc.exists() and bench.exists()) or bench.stat().st_mtime < table.stat().st_mtime:
             log.info("%s/%s: not finished (tables or benchmark file missing or older), not collected", model, method)
             continue
+        last = int(pd.read_parquet(table, columns=["step"]).step.max())
+        if last != int(n_edits):
+            log.info("%s/%s: %d edits, not this study's %d: not collected", model, method, last, int(n_edits))
+            continue
         b = pd.read_csv(bench, sep="\t")
         dest = folder / "trajectories" / model
         dest.mkdir(parents=True, exist_ok=True)
         for src in (table, fc):
             with io.atomic_path(dest / src.name) as tmp:
                 shutil.copyfile(src, tmp)
-        row = {"model": model, "method": method, "n_edits": int(pd.read_parquet(table, columns=["step"]).step.max()),
+        row = {"model": model, "method": method, "n_edits": last,
                "commit": commit, "command": command, "wall_s": f"{float(b.s.iloc[-1]):.0f}",
                "cpu_s": f"{float(b.cpu_time.iloc[-1]):.0f}" if "cpu_time" in b else "",
                "finished": datetime.fromtimestamp(bench.stat().st_mtime, timezone.utc).isoformat(timespec="minutes"),
@@ -235,12 +240,16 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m kis.study", description=main.__doc__)
     p.add_argument("action", choices=["collect", "render"])
     p.add_argument("paths", nargs="+", help="collect: the study's results folder and the docs folder; render: the folder")
-    p.add_argument("--config", required=True, help="the study's config file (model labels, figures settings)")
+    p.add_argument("--config", required=True, nargs="+",
+                   help="the study's config file(s), later ones merged over earlier ones as Snakemake does (model "
+                        "labels, figures settings, editing.n_edits)")
     p.add_argument("--command", default="", help="collect: the command that ran the jobs")
     p.add_argument("--commit", default="", help="collect: the commit that ran them (default: HEAD of the current folder)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = yaml.safe_load(Path(a.config).read_text())
+    cfg = {}
+    for path in a.config:
+        cfg = _merged(cfg, yaml.safe_load(Path(path).read_text()) or {})
     labels = {m: s.get("label", m) for m, s in cfg["models"].items()}
     fig = {**schema.defaults("figures"), **(cfg.get("figures") or {})}
     if a.action == "collect":
@@ -249,12 +258,21 @@ def main(argv=None) -> None:
         commit = a.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                             text=True).stdout.strip() or "unknown"
         machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU" if not _cuda() else f"{_cuda()}"
-        copied = collect(a.paths[0], a.paths[1], command=a.command, commit=commit, machine=machine)
+        copied = collect(a.paths[0], a.paths[1], command=a.command, commit=commit, machine=machine,
+                         n_edits=cfg["editing"]["n_edits"])
         log.info("collected %d job(s): %s", len(copied), ", ".join(f"{m}/{k}" for m, k in copied) or "none")
         folder = a.paths[1]
     else:
         folder = a.paths[0]
     render(folder, labels=labels, n_boot=fig["forecast_n_boot"], seed=fig["forecast_seed"])
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """`over` merged into `base`, nested dicts key by key (Snakemake's rule for several --configfile)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _cuda() -> str:
