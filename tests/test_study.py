@@ -128,8 +128,12 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     bench.write_text(kept)
     # tables of another stream length in the same results folder (a short study's) are not this study's
     assert study.collect(res, docs / "other", command="x", commit="y", machine="z", n_edits=5) == []
-    assert study._merged({"editing": {"n_edits": 100, "n_test": 100}}, {"editing": {"n_edits": 10}}) == \
+    assert hparams.merge({"editing": {"n_edits": 100, "n_test": 100}}, {"editing": {"n_edits": 10}}) == \
         {"editing": {"n_edits": 10, "n_test": 100}}  # --config study.yaml study-short.yaml
+    overlay = docs.parent / "five-edits.yaml"  # the same through the command line: an overlay's n_edits wins
+    overlay.write_text("editing:\n  n_edits: 5\n")
+    study.main(["collect", str(res), str(docs), "--config", str(cfg), str(overlay), "--commit", "abx"])
+    assert set(pd.read_csv(docs / "runs.csv").commit) == {"abc"}  # nothing of 3 edits collected for a 5-edit study
     study.main(["collect", str(res), str(docs), "--config", str(cfg), "--command", "snakemake study", "--commit", "abd"])
     runs = pd.read_csv(docs / "runs.csv")
     assert len(runs) == 14 and set(runs.commit) == {"abd"}  # a job copied again replaces its row

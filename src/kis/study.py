@@ -100,6 +100,12 @@ SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": 
                "measured_displacement": "measured displacement (post-edit)"}
 
 
+def _rank(method: str) -> int:
+    """A method's place in kis.editing's order (the summary's and the figures'); unknown methods last."""
+    order = list(editing_figures.STYLES)
+    return order.index(method) if method in order else len(order)
+
+
 def _interval(a, lo, hi) -> str:
     return "" if not math.isfinite(a) else f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
 
@@ -109,8 +115,7 @@ def forecast_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
     labels = labels or {}
     head = ["model", "method", "step", "forgotten / known", *SCORE_HEADS.values()]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = {m: i for i, m in enumerate(editing_figures.STYLES)}  # the summary's order of methods
-    tab = tab.assign(_m=tab.method.map(order).fillna(len(order))).sort_values(["model", "_m", "step"], kind="stable")
+    tab = tab.assign(_m=tab.method.map(_rank)).sort_values(["model", "_m", "step"], kind="stable")
     for (model, method, step), g in tab.groupby(["model", "method", "step"], sort=False):
         by = g.set_index("score")
         cells = [str(labels.get(model, model)), method, str(int(step)),
@@ -136,11 +141,8 @@ def folder_tables(folder) -> tuple[list, list]:
     """(trajectory tables, forecast tables) under folder/trajectories, models sorted, methods in kis.editing's order;
     an error names a trajectory table without its forecast table."""
     from pathlib import Path
-    root = Path(folder) / "trajectories"
-    order = list(editing_figures.STYLES)
-    tables = sorted(root.glob("*/*.parquet"), key=lambda p: (p.parent.name, order.index(p.name.split(".")[0])
-                                                              if p.name.split(".")[0] in order else len(order), p.name))
-    traj = [p for p in tables if not p.name.endswith(".forecast.parquet")]
+    traj = sorted((p for p in (Path(folder) / "trajectories").glob("*/*.parquet")
+                   if not p.name.endswith(".forecast.parquet")), key=lambda p: (p.parent.name, _rank(p.stem)))
     fc = [p.with_name(p.name[:-len(".parquet")] + ".forecast.parquet") for p in traj]
     for t, f in zip(traj, fc):
         if not f.exists():
@@ -158,17 +160,16 @@ def render(folder, *, labels: dict | None = None, n_boot: int, seed: int, dpi: i
     last = frame[frame.step == frame.groupby(["model", "method"]).step.transform("max")]  # each job's last row
     outputs = {"summary.csv": lambda p: frame.to_csv(p, index=False), "summary.md": lambda p: p.write_text(markdown(frame)),
                "summary_last.md": lambda p: p.write_text(markdown(last))}
-    steps = editing_figures.forecast.step_table(editing_figures.read_forecasts(fc), n_boot=n_boot, seed=seed)
+    stacked = editing_figures.read_tables(traj)
+    # each figure function returns the table it draws (forecast: kis.forecast.step_table, its bootstrap run once)
+    fig_f, steps = editing_figures.forecast_figure(editing_figures.read_forecasts(fc), labels, n_boot=n_boot, seed=seed)
+    fig_i, _, inter = editing_figures.interference_figure(stacked, labels)
     outputs["forecast_auc.csv"] = lambda p: steps.to_csv(p, index=False)
     outputs["forecast_auc.md"] = lambda p: p.write_text(forecast_markdown(steps, labels))
-    stacked = editing_figures.read_tables(traj)
-    inter = editing_figures.interference_table(editing_figures.interference_points(stacked))
     outputs["interference_paper_p.csv"] = lambda p: inter.to_csv(p, index=False)
     outputs["interference_paper_p.md"] = lambda p: p.write_text(interference_markdown(inter, labels))
-    figs = {"trajectories.png": editing_figures.trajectory_figure(stacked, labels)[0],
-            "interference.png": editing_figures.interference_figure(stacked, labels)[0],
-            "forecast.png": editing_figures.forecast_figure(editing_figures.read_forecasts(fc), labels,
-                                                            n_boot=n_boot, seed=seed)[0]}
+    figs = {"trajectories.png": editing_figures.trajectory_figure(stacked, labels)[0], "interference.png": fig_i,
+            "forecast.png": fig_f}
     for name, fig in figs.items():
         outputs[f"figures/{name}"] = lambda p, fig=fig: fig.savefig(p, dpi=dpi, format="png", bbox_inches="tight",
                                                                    pad_inches=0.05)
@@ -236,7 +237,7 @@ def main(argv=None) -> None:
 
     import yaml
 
-    from . import schema
+    from . import hparams, schema
     p = argparse.ArgumentParser(prog="python -m kis.study", description=main.__doc__)
     p.add_argument("action", choices=["collect", "render"])
     p.add_argument("paths", nargs="+", help="collect: the study's results folder and the docs folder; render: the folder")
@@ -249,7 +250,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = {}
     for path in a.config:
-        cfg = _merged(cfg, yaml.safe_load(Path(path).read_text()) or {})
+        cfg = hparams.merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
     labels = {m: s.get("label", m) for m, s in cfg["models"].items()}
     fig = {**schema.defaults("figures"), **(cfg.get("figures") or {})}
     if a.action == "collect":
@@ -257,7 +258,7 @@ def main(argv=None) -> None:
             p.error("collect takes RESULTS FOLDER")
         commit = a.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                             text=True).stdout.strip() or "unknown"
-        machine = f"{platform.machine()}, {os.cpu_count()} cores, CPU" if not _cuda() else f"{_cuda()}"
+        machine = _cuda() or f"{platform.machine()}, {os.cpu_count()} cores, CPU"
         copied = collect(a.paths[0], a.paths[1], command=a.command, commit=commit, machine=machine,
                          n_edits=cfg["editing"]["n_edits"])
         log.info("collected %d job(s): %s", len(copied), ", ".join(f"{m}/{k}" for m, k in copied) or "none")
@@ -265,14 +266,6 @@ def main(argv=None) -> None:
     else:
         folder = a.paths[0]
     render(folder, labels=labels, n_boot=fig["forecast_n_boot"], seed=fig["forecast_seed"])
-
-
-def _merged(base: dict, over: dict) -> dict:
-    """`over` merged into `base`, nested dicts key by key (Snakemake's rule for several --configfile)."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _cuda() -> str:
