@@ -250,3 +250,20 @@ def edit_settings(wc):
             if got:
                 out[table][n] = got
     return out
+
+
+def forecast_leader(wc):
+    """The first configured method whose pre-edit forecast estimates equal {method}'s on {model} (kis.hparams.
+    forecast_key, from the settings alone): its preedit file serves both (ROME and r-ROME, MEMIT and AlphaEdit in the
+    study). The trajectory job checks the file's signature against its own before using it."""
+    from types import SimpleNamespace
+
+    from kis.hparams import forecast_key
+
+    def key(method):
+        w = SimpleNamespace(model=wc.model, method=method)
+        return forecast_key(edit_settings(w), method, edit_names(w))
+
+    mine = key(wc.method)
+    return next(m for m in config["editing"]["methods"] if m == wc.method or key(m) == mine)
+

@@ -9,12 +9,40 @@ EDIT_METHODS = config["editing"]["methods"] if "editing" in config else []  # no
 EDIT_FIG = f"{RESULTS}/figures/trajectories"
 
 
+rule preedit:
+    input:
+        manifest=rules.prepare_model.output.manifest,
+        known=rules.known.output.known,
+        facts=rules.facts.output.facts,
+    output:
+        # per planned edit its key k̄_i and v* shift δ_i on the unedited model at the measure layer (kis.preedit)
+        estimates_file=f"{RESULTS}/preedit/{{model}}/{{method}}.pt",
+    params:
+        settings=lambda wc: canonical(edit_settings(wc)),
+        names=edit_names,
+    wildcard_constraints:
+        method="|".join(re.escape(m) for m in EDIT_METHODS) or "^$",
+    log:
+        f"{LOGS}/preedit/{{model}}/{{method}}.log",
+    benchmark:
+        f"{BENCH}/preedit/{{model}}/{{method}}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        batch_size=lambda wc, attempt: halved(config["editing"]["batch_size"], attempt),
+        **gpu_resources(mem_factor=3),
+    script:
+        "../workflow/scripts/preedit.py"
+
+
 rule trajectory:
     input:
         manifest=rules.prepare_model.output.manifest,
         cov=rules.covariance.output.cov,
         known=rules.known.output.known,
         facts=rules.facts.output.facts,
+        # the forecast's planned keys and v* shifts, made once for the methods whose forecast agrees (forecast_leader)
+        preedit=lambda wc: f"{RESULTS}/preedit/{wc.model}/{forecast_leader(wc)}.pt",
     output:
         table=f"{RESULTS}/trajectories/{{model}}/{{method}}.parquet",
         # per held-out fact and recorded step: pre-edit risk and baselines, measured displacement, Δ log P(true)

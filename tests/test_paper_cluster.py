@@ -16,7 +16,7 @@ from wf import REPO
 
 PAPER = REPO / "config" / "paper.yaml"
 PROFILE = REPO / "profiles" / "slurm"
-GPU_RULES = {"covariance", "known", "keys", "superposition", "trajectory"}
+GPU_RULES = {"covariance", "known", "keys", "superposition", "preedit", "trajectory"}
 
 
 def paper():

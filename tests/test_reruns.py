@@ -12,7 +12,8 @@ import yaml
 import wf
 
 TARGET_RULES = {"all"}  # rules that only collect files
-MODEL_RULES = {"prepare_model", "covariance", "covariance_diagnostics", "known", "keys", "superposition", "trajectory"}
+MODEL_RULES = {"prepare_model", "covariance", "covariance_diagnostics", "known", "keys", "superposition", "preedit",
+               "trajectory"}
 
 
 def job_blocks(config: Path, *extra: str) -> list[tuple[str, str]]:

@@ -18,15 +18,7 @@ import torch
 
 from . import probe
 
-# (seed prompts — None: the start-of-text token —, ((tokens in all, samples per prompt), ...))
-ROME_RECIPE = (None, ((5, 10), (10, 10)))
-MEMIT_RECIPE = (("The", "Therefore", "Because", "I", "You"), ((10, 1),))
-MEMIT_FAMILY = ("memit", "alphaedit", "deltaedit")  # MEMIT's compute_ks / compute_z and its templates
-
-
-def recipe(method: str):
-    """MEMIT's recipe for the MEMIT family (AlphaEdit and DeltaEdit keep MEMIT's code), ROME's for the others."""
-    return MEMIT_RECIPE if method in MEMIT_FAMILY else ROME_RECIPE
+from .hparams import MEMIT_FAMILY, MEMIT_RECIPE, ROME_RECIPE, recipe  # noqa: F401  (read without torch)
 
 
 @torch.no_grad()

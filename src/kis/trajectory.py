@@ -328,14 +328,16 @@ def _rel(err, meas, how) -> float:
 def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: int, model_name: str = "",
         max_neighborhood: int | None = 10, batch_size: int = 32, fluency_prompts: int | None = None,
         fluency_max_len: int = 100, record_steps=None, progress=None, log_every: int = 1, checkpoint=None,
-        checkpoint_every: int | None = None, stale: str = "error", inputs: dict | None = None) -> pd.DataFrame:
+        checkpoint_every: int | None = None, stale: str = "error", inputs: dict | None = None,
+        planned: dict | None = None) -> pd.DataFrame:
     """Apply `edits` one by one with `editor`; a row every eval_every edits, or at the steps in `record_steps`
     when given (and at step 0 and after the last edit). The interference is measured at the editor's
     measure_layers (default [measure_layer]); over several layers the per-key norms are those of the stacked
     displacement, sqrt(Σ_l ‖·‖²). An editor with a protected set (least-interference) must not protect a held-out fact.
     Before the first edit the pre-edit forecast (kis.preedit.compute: risk per held-out fact for every step of the
     planned stream, confidence margin, key norm) is taken from the model as given — the unedited one; a resumed run
-    reads it from the checkpoint, where its first part stored it before its first edit.
+    reads it from the checkpoint, where its first part stored it before its first edit. planned: the forecast's
+    planned keys and residual estimates (kis.preedit.estimates, the preedit rule's file) when made beforehand.
     max_neighborhood, batch_size, fluency_prompts, fluency_max_len: how a row is measured (Evaluation).
     log_every: log the line of every log_every-th edit, the last and every failed one (0: failed ones only).
     progress: called with the rows so far after every row is recorded (step 0 included), so that a caller can write
@@ -362,7 +364,7 @@ def run(model, tok, editor, edits: list[dict], test: list[dict], *, eval_every: 
             editor, model, edits, test, model_name=model_name, layers=traj.layers, steps=steps,
             evaluation=ev.signature(), inputs=inputs))
         saved = store.load(stale)
-    start = traj.start(saved, store.path if store is not None else None)
+    start = traj.start(saved, store.path if store is not None else None, planned)
     if start == 0:
         traj.record(traj.row(0))
     for n, fact in enumerate(edits[start:], start + 1):  # after the last edit a checkpoint saved (0: all)
@@ -428,14 +430,14 @@ class Trajectory:
 
     # ------------------------------------------------ the start: the pre-edit forecast, a resume
 
-    def start(self, saved: dict | None, path: Path | None) -> int:
+    def start(self, saved: dict | None, path: Path | None, planned: dict | None = None) -> int:
         """The pre-edit forecast, from the unedited model before any edit, and the edits already applied (0; a
         resumed run takes the forecast its first part computed before its first edit, and its state, from the
         checkpoint `saved`)."""
         ed = self.editor
         self.pre = ({k: np.asarray(v) for k, v in saved["preedit"].items()} if saved is not None else
                     preedit.compute(self.model, self.tok, ed, self.edits, self.test, self.K_test[self.ml],
-                                    self.ev.batch_size))
+                                    self.ev.batch_size, planned))
         start = self._resume(saved, path) if saved is not None else 0
         log.info("%s on %s: layers %s (measure layer %d), edited weights in %s (model %s)", ed.name, self.model_name,
                  ed.layers, self.ml, ed.precision["edited_dtype"], ed.precision["model_dtype"])
@@ -684,20 +686,29 @@ def run_inputs(manifest: dict, covs: dict, settings: dict) -> dict:
             "settings": json.dumps(settings, sort_keys=True, default=str)}
 
 
-def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, settings: dict, names, batch_size: int,
-             checkpoint_every: int, forecast=None, device="cpu", logger=None):
-    """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet (`table`) and, when
-    given, the per-fact forecast table beside it (`forecast`, kis.forecast.long_table).
+@dataclass
+class Setup:
+    """What a trajectory job and its preedit job read before editing: the model, the split, the method's resolved
+    hyperparameters and its context templates."""
+    net: object
+    tok: object
+    man: dict
+    frame: pd.DataFrame
+    edit_ids: list
+    test_ids: list
+    protected_ids: list
+    hp: dict
+    layers: list
+    templates: list
+    template_source: str
+    seed: int
 
-    settings: the editing section's settings of this trajectory (rules/common.smk edit_settings, every key given);
-    names: what editing.published / overrides may call the model (config key, hub id, ...); batch_size: sequences
-    per evaluation forward (never changes a metric); checkpoint_every > 0: every that many edits (and at every row)
-    the state goes to <table stem>.ckpt.pt beside the table, so that a rerun after a kill (a SLURM time limit, a
-    preemption) resumes after the last edit saved; a checkpoint of other settings is logged and ignored."""
-    model_name = model
-    from . import covariance
 
-    logger = logger or log
+def setup(*, manifest, known, facts, model: str, method: str, settings: dict, names, device="cpu",
+          logger=None) -> Setup:
+    """Load the prepared model and the facts, split the known ones into the stream and the held-out set (seeded),
+    resolve the method's hyperparameters and make its context templates (module run_rule)."""
+    model_name, logger = model, logger or log
     net, tok, man = models.load_prepared(manifest, device=device)
     frame = pd.read_parquet(facts)
     ktab = pd.read_parquet(known)
@@ -711,7 +722,6 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
         eligible = frame.case_id.tolist()
         logger.warning("editing.require_known is false: editing and holding out facts whether known or not")
     seed = int(settings["seed"])
-    steps = settings.get("steps")
     check_enough(len(eligible), settings, f"{known}: {model_name}")
     edit_ids, test_ids = split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed)
     hp = editing.resolve_hparams(settings, method, man["n_layers"], list(names) or [model_name], man["d_ff"])
@@ -721,7 +731,6 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
     layers = [hp["layer"]] if method in editing.ROME_FAMILY else hp["layers"]
     logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
                 hp["sources"].get("layer", hp["sources"].get("layers")))
-    covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
     if settings["context_templates"] == "generated":  # sampled from the unedited model (kis.templates)
         from . import templates as tmpl
 
@@ -731,9 +740,45 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                     templates)
     else:
         templates, template_source = list(settings["context_templates"]), "fixed list (editing.context_templates)"
+    return Setup(net, tok, man, frame, edit_ids, test_ids, protected_ids, hp, layers, templates, template_source,
+                 seed)
+
+
+def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, settings: dict, names, batch_size: int,
+             checkpoint_every: int, forecast=None, preedit=None, device="cpu", logger=None):
+    """Rule `trajectory`: model + C cache + known facts → trajectories/{model}/{method}.parquet (`table`) and, when
+    given, the per-fact forecast table beside it (`forecast`, kis.forecast.long_table).
+
+    settings: the editing section's settings of this trajectory (rules/common.smk edit_settings, every key given);
+    names: what editing.published / overrides may call the model (config key, hub id, ...); batch_size: sequences
+    per evaluation forward (never changes a metric); checkpoint_every > 0: every that many edits (and at every row)
+    the state goes to <table stem>.ckpt.pt beside the table, so that a rerun after a kill (a SLURM time limit, a
+    preemption) resumes after the last edit saved; a checkpoint of other settings is logged and ignored.
+    preedit: the preedit rule's file of the forecast's planned keys and residual estimates (kis.preedit.estimates,
+    perhaps made for another method with the same forecast), checked against this trajectory's own signature."""
+    model_name = model
+    from . import covariance
+    from . import preedit as pre
+
+    logger = logger or log
+    st = setup(manifest=manifest, known=known, facts=facts, model=model, method=method, settings=settings,
+               names=names, device=device, logger=logger)
+    net, tok, man, frame, hp, layers = st.net, st.tok, st.man, st.frame, st.hp, st.layers
+    edit_ids, test_ids, protected_ids, seed = st.edit_ids, st.test_ids, st.protected_ids, st.seed
+    templates, template_source = st.templates, st.template_source
+    steps = settings.get("steps")
+    covs, cmeta = covariance.load(cov, layers=sorted(set(layers)))
+    planned = None
+    if preedit is not None:
+        edits = facts_by_id(frame, edit_ids)
+        planned = pre.load_estimates(preedit, pre.signature(net, edits, method, hp, templates, settings["kl_prompt"]))
+        logger.info("%s on %s: the forecast's planned keys and v* shifts from %s", method, model_name, preedit)
     torch.manual_seed(seed)
     editor = editing.make_editor(method, net, tok, covs, hp, templates, settings["kl_prompt"],
                                  float(settings["cov_ridge"]), protected=facts_by_id(frame, protected_ids))
+    if editor.measure_layer != editing.measure_layer(method, hp):  # the layer the preedit file was made for
+        raise RuntimeError(f"{method}: the editor measures at layer {editor.measure_layer}, editing.measure_layer "
+                           f"says {editing.measure_layer(method, hp)}")
     t0 = time.perf_counter()
 
     def progress(so_far: pd.DataFrame):  # run() hands over the rows recorded so far; the last one is new
@@ -750,7 +795,7 @@ def run_rule(*, manifest, cov, known, facts, table, model: str, method: str, set
                fluency_prompts=settings["fluency_prompts"], fluency_max_len=int(settings["fluency_max_len"]),
                progress=progress, stale="restart", inputs=run_inputs(man, covs, settings) if checkpointed else None,
                checkpoint=Path(table).with_suffix(".ckpt.pt") if checkpointed else None,
-               checkpoint_every=checkpoint_every if checkpointed else None)
+               checkpoint_every=checkpoint_every if checkpointed else None, planned=planned)
     fmeta = read_parquet_metadata(facts)
     meta = {"model": model_name, "method": method, "seed": seed, "corpus_id": cmeta.get("corpus_id"),
             "hparams": {k: v for k, v in hp.items()}, "context_templates": templates,
