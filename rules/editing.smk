@@ -102,6 +102,8 @@ rule fig_forecast:
         png=report(f"{EDIT_FIG}/forecast.png", caption="../report/forecast.rst", category="editing"),
         csv=report(f"{EDIT_FIG}/forecast.csv", caption="../report/forecast.rst", category="editing"),
         summary_csv=report(f"{EDIT_FIG}/forecast_auc.csv", caption="../report/forecast.rst", category="editing"),
+        # per model and pair of methods: the held-out facts only one of them forgot, exact McNemar test (kis.forecast)
+        paired_csv=report(f"{EDIT_FIG}/forgetting_paired.csv", caption="../report/forecast.rst", category="editing"),
     params:
         labels=canonical(LABELS),
         dpi=config["figures"]["dpi"],

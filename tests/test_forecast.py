@@ -407,3 +407,53 @@ def test_new_trajectory_columns_come_after_the_old_ones():
         "heldout_logp_true_facts", "heldout_correct_facts", "forecast_risk_facts", "edit_layers"]
     assert cols.index("interference_predicted_c_keys") > cols.index("edit_layers")
     assert cols[-3:] == ["efficacy_magnitude", "paraphrase_magnitude", "neighborhood_magnitude"]
+
+
+def test_paired_forgetting_is_the_exact_mcnemar_test_on_the_facts_one_method_alone_forgot():
+    """Three methods on the same 40 held-out facts (35 correct at step 0): the discordant counts by hand, the exact
+    two-sided p-value from the binomial sum (not scipy), Holm's adjustment by hand; the step is the last one both
+    methods reached (a diverged row does not count); facts held out by one method only are an error."""
+    from math import comb
+
+    rng = np.random.default_rng(3)
+    ids = np.arange(40)
+    correct0 = np.arange(40) >= 5
+    lost = {"rome": rng.random(40) < 0.6, "memit": rng.random(40) < 0.3, "alphaedit": rng.random(40) < 0.25}
+    rows = []
+    for m, x in lost.items():
+        for step in (10, 25):
+            if m == "alphaedit" and step == 25:
+                continue  # alphaedit's stream ended at 10
+            for i in ids:
+                rows.append({"model": "m", "method": m, "step": step, "status": "ok", "case_id": int(i),
+                             "correct0": bool(correct0[i]), "forgotten": bool(correct0[i] and x[i])})
+    rows.append({"model": "m", "method": "rome", "step": 50, "status": "diverged", "case_id": 0, "correct0": True,
+                 "forgotten": True})
+    tab = forecast.paired_forgetting(pd.DataFrame(rows), order=["rome", "memit", "alphaedit"])
+    assert list(zip(tab.method_a, tab.method_b, tab.step)) == [("rome", "memit", 25), ("rome", "alphaedit", 10),
+                                                               ("memit", "alphaedit", 10)]
+
+    def exact(b, c):  # two-sided: twice the smaller tail of Binomial(b + c, ½), at most 1
+        n, k = b + c, min(b, c)
+        return min(1.0, 2 * sum(comb(n, j) for j in range(k + 1)) / 2 ** n) if n else 1.0
+
+    ps = []
+    for r in tab.itertuples():
+        a, b = lost[r.method_a] & correct0, lost[r.method_b] & correct0
+        assert (r.n_known, r.forgotten_a, r.forgotten_b) == (35, a.sum(), b.sum())
+        assert (r.only_a, r.only_b) == ((a & ~b).sum(), (b & ~a).sum())
+        assert r.p_mcnemar == pytest.approx(exact(r.only_a, r.only_b), rel=1e-12)
+        ps.append(r.p_mcnemar)
+    order = np.argsort(ps)
+    holm = np.empty(3)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, ps[i] * (3 - rank)))
+        holm[i] = running
+    np.testing.assert_allclose(tab.p_holm, holm, rtol=1e-12)
+    assert tab.p_mcnemar.iloc[0] < 0.05  # rome forgets far more than memit here: a difference the test can see
+    other = pd.DataFrame(rows)
+    other = other[~((other.method == "memit") & (other.case_id == 7))]
+    with pytest.raises(ValueError, match="m: rome and memit do not hold out the same facts at step 25"):
+        forecast.paired_forgetting(other, order=["rome", "memit", "alphaedit"])
+

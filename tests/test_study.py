@@ -139,11 +139,15 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     assert len(runs) == 14 and set(runs.commit) == {"abd"}  # a job copied again replaces its row
     assert (docs / "summary.md").read_text() == (res / "study" / "summary.md").read_text()
     for name, theirs in (("forecast_auc.csv", "forecast_auc.csv"), ("interference_paper_p.csv",
-                                                                     "interference_paper_p.csv")):
+                                                                     "interference_paper_p.csv"),
+                         ("forgetting_paired.csv", "forgetting_paired.csv")):
         pd.testing.assert_frame_equal(pd.read_csv(docs / name), pd.read_csv(res / "figures" / "trajectories" / theirs))
     fc = pd.read_csv(docs / "forecast_auc.csv")
     md = (docs / "forecast_auc.md").read_text().splitlines()
     assert len(md) == 2 + len(fc.groupby(["model", "method", "step"]))
+    paired = pd.read_csv(docs / "forgetting_paired.csv")
+    assert len(paired) == 2 * 21 and set(paired.step) == {3}  # 7 methods: 21 pairs per model, at the last step
+    assert len((docs / "forgetting_paired.md").read_text().splitlines()) == 2 + 2 * 21
     for name in ("trajectories.png", "interference.png", "forecast.png"):
         assert (docs / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
 

@@ -267,11 +267,14 @@ def forecast_figure(long: pd.DataFrame, labels: dict | None = None, *, n_boot: i
     return fig, tab
 
 
-def run_forecast(tables, png, csv, summary_csv, *, labels, dpi: int, n_boot: int, seed: int) -> None:
-    """Rule fig_forecast: the forecast figure, the per-fact rows (csv) and the AUC per (model, method, step, score)
-    (summary_csv, kis.forecast.step_table)."""
+def run_forecast(tables, png, csv, summary_csv, paired_csv, *, labels, dpi: int, n_boot: int, seed: int) -> None:
+    """Rule fig_forecast: the forecast figure, the per-fact rows (csv), the AUC per (model, method, step, score)
+    (summary_csv, kis.forecast.step_table) and the paired comparison of forgetting between methods (paired_csv,
+    kis.forecast.paired_forgetting)."""
     long = read_forecasts(tables)
     fig, tab = forecast_figure(long, labels, n_boot=n_boot, seed=seed)
     save(fig, long.drop(columns=["corpus_id"]), png, csv, dpi, float_format=None)
     with io.atomic_path(summary_csv) as tmp:
         tab.to_csv(tmp, index=False)
+    with io.atomic_path(paired_csv) as tmp:
+        forecast.paired_forgetting(long, order=list(STYLES)).to_csv(tmp, index=False)

@@ -6,13 +6,16 @@ long_table: one row per (recorded step, held-out fact) from a trajectory table (
 norm, a seeded random score), the measured displacement ‖(W_n − W_0) k_j‖ (post-edit: not a forecast), Δ log P(true)
 and lost correctness since step 0. step_table: per (model, method, step) and score, the ROC AUC for "forgotten"
 (correct at step 0, not at step s; facts correct at step 0 only) with a 95 % bootstrap interval over facts.
+paired_forgetting: whether two methods forget different numbers of the same held-out facts, fact by fact (every
+method of a model holds out the same facts): the exact McNemar test on the facts one method forgets and the other
+keeps, at the last step both reached.
 Pure numpy / pandas (the figure env has no torch).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
+from scipy.stats import binomtest, rankdata
 
 FORECAST_COLUMNS = {
     "model": "config key of the model",
@@ -121,3 +124,53 @@ def step_table(long: pd.DataFrame, *, n_boot: int, seed: int) -> pd.DataFrame:
                          "pre_edit": score in PRE_EDIT, "auc": a, "auc_lo": lo, "auc_hi": hi,
                          "n_known": len(known), "n_forgotten": int(y.sum())})
     return pd.DataFrame(rows, columns=STEP_COLUMNS)
+
+
+PAIRED_COLUMNS = ["model", "method_a", "method_b", "step", "n_known", "forgotten_a", "forgotten_b", "only_a", "only_b",
+                  "p_mcnemar", "p_holm"]
+
+
+def paired_forgetting(long: pd.DataFrame, order=None) -> pd.DataFrame:
+    """PAIRED_COLUMNS: per model and pair of methods (a before b in `order`, default: first appearance) at the last
+    step both recorded with status ok, among the held-out facts correct at step 0: how many each forgot, how many
+    only a forgot (b kept them) and only b, and the exact McNemar p-value — binomial(only_a; only_a + only_b, ½),
+    two-sided; 1 when no fact differs — with Holm's step-down adjustment over the model's pairs. The two methods must
+    hold out the same facts (an error names the model and methods otherwise)."""
+    ok = long[long.status == "ok"]
+    rows = []
+    for model, g in ok.groupby("model", sort=True):
+        methods = [m for m in (order or dict.fromkeys(g.method)) if m in set(g.method)]
+        for i, a in enumerate(methods):
+            for b in methods[i + 1:]:
+                ga, gb = g[g.method == a], g[g.method == b]
+                step = int(min(ga.step.max(), gb.step.max()))
+                fa = ga[ga.step == step].set_index("case_id")
+                fb = gb[gb.step == step].set_index("case_id")
+                if step not in set(ga.step) or step not in set(gb.step) or set(fa.index) != set(fb.index):
+                    raise ValueError(f"{model}: {a} and {b} do not hold out the same facts at step {step} (or one "
+                                     "did not record it)")
+                fb = fb.loc[fa.index]
+                known = fa.correct0.to_numpy(bool)
+                if not np.array_equal(known, fb.correct0.to_numpy(bool)):
+                    raise ValueError(f"{model}: {a} and {b} disagree on which held-out facts were correct at step 0")
+                xa, xb = fa.forgotten.to_numpy(bool)[known], fb.forgotten.to_numpy(bool)[known]
+                only_a, only_b = int((xa & ~xb).sum()), int((xb & ~xa).sum())
+                p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+                rows.append({"model": model, "method_a": a, "method_b": b, "step": step, "n_known": int(known.sum()),
+                             "forgotten_a": int(xa.sum()), "forgotten_b": int(xb.sum()), "only_a": only_a,
+                             "only_b": only_b, "p_mcnemar": float(p)})
+    out = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    for _, g in out.groupby("model"):
+        out.loc[g.index, "p_holm"] = holm(g.p_mcnemar.to_numpy())
+    return out
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values: the i-th smallest times (m − i), running maximum, capped at 1."""
+    p = np.asarray(p, float)
+    order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(adj)
+    out[order] = adj
+    return out
+

@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from . import editing_figures, io
+from . import editing_figures, forecast, io
 from .figures import FigureError
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def run_summary(tables, csv, md, labels=None) -> None:
 # layout of such a folder: trajectories/{model}/{method}.parquet and .forecast.parquet (copies of the workflow's
 # tables), runs.csv (one row per copied job: commit, command, wall seconds of its benchmark file), and what `render`
 # writes from them: summary.{csv,md}, summary_last.md (each job's last row: the README's table),
-# forecast_auc.{csv,md}, interference_paper_p.{csv,md}, figures/*.png.
+# forecast_auc.{csv,md}, interference_paper_p.{csv,md}, forgetting_paired.{csv,md}, figures/*.png.
 RUN_COLUMNS = ["model", "method", "n_edits", "commit", "command", "wall_s", "cpu_s", "finished", "machine"]
 SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": "key norm", "random": "random",
                "measured_displacement": "measured displacement (post-edit)"}
@@ -137,6 +137,21 @@ def interference_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
+    """kis.forecast.paired_forgetting as Markdown: per model and pair of methods, the held-out facts each forgot and
+    those only one of them forgot, with the exact McNemar p-value and its Holm adjustment over the model's pairs."""
+    labels = labels or {}
+    head = ["model", "step", "method a", "method b", "forgotten a / b (of known)", "only a", "only b",
+            "McNemar p", "Holm p"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in tab.itertuples(index=False):
+        lines.append("| " + " | ".join([str(labels.get(r.model, r.model)), str(int(r.step)), r.method_a, r.method_b,
+                                         f"{int(r.forgotten_a)} / {int(r.forgotten_b)} ({int(r.n_known)})",
+                                         str(int(r.only_a)), str(int(r.only_b)), _cell(float(r.p_mcnemar)),
+                                         _cell(float(r.p_holm))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def folder_tables(folder) -> tuple[list, list]:
     """(trajectory tables, forecast tables) under folder/trajectories, models sorted, methods in kis.editing's order;
     an error names a trajectory table without its forecast table."""
@@ -162,7 +177,11 @@ def render(folder, *, labels: dict | None = None, n_boot: int, seed: int, dpi: i
                "summary_last.md": lambda p: p.write_text(markdown(last))}
     stacked = editing_figures.read_tables(traj)
     # each figure function returns the table it draws (forecast: kis.forecast.step_table, its bootstrap run once)
-    fig_f, steps = editing_figures.forecast_figure(editing_figures.read_forecasts(fc), labels, n_boot=n_boot, seed=seed)
+    long = editing_figures.read_forecasts(fc)
+    fig_f, steps = editing_figures.forecast_figure(long, labels, n_boot=n_boot, seed=seed)
+    paired = forecast.paired_forgetting(long, order=list(editing_figures.STYLES))
+    outputs["forgetting_paired.csv"] = lambda p: paired.to_csv(p, index=False)
+    outputs["forgetting_paired.md"] = lambda p: p.write_text(paired_markdown(paired, labels))
     fig_i, _, inter = editing_figures.interference_figure(stacked, labels)
     outputs["forecast_auc.csv"] = lambda p: steps.to_csv(p, index=False)
     outputs["forecast_auc.md"] = lambda p: p.write_text(forecast_markdown(steps, labels))
