@@ -219,8 +219,8 @@ def forecast_key(settings: dict, method: str, names=(), max_layers: int = 128) -
             hp = resolve_hparams(settings, method, n_layers, names, d_ff=1)  # d_ff: MEMIT's λ only
             per_l.append((measure_layer(method, hp), tuple(edited_layers(method, hp)),
                           tuple(hp.get(k) for k in VSTAR_KEYS)))
-        except ValueError as err:
-            per_l.append(("error", str(err).replace(method, "<method>")))
+        except ValueError:  # no model of this depth can run the method (a published layer beyond it): nothing to share
+            per_l.append(("error",))
     common = tuple(str(settings.get(k)) for k in ("n_edits", "n_test", "seed", "require_known", "kl_prompt",
                                                  "context_templates", "template_seed"))
     return tuple(per_l), str(recipe(method)), common
