@@ -150,7 +150,9 @@ def test_equal_keys_mean_equal_resolved_forecast_settings_on_the_paper_models():
                     assert hparams.measure_layer(a, ha) == hparams.measure_layer(b, hb), (name, a, b)
                     assert hparams.edited_layers(a, ha) == hparams.edited_layers(b, hb), (name, a, b)
                     assert [ha.get(k) for k in hparams.VSTAR_KEYS] == [hb.get(k) for k in hparams.VSTAR_KEYS]
-    assert shared >= len(cfg["models"])  # at least ROME with r-ROME on every model
+        # published layers: at depths below them neither method can run, which must not part the pair
+        assert key["rome"] == key["r-rome"] and key["memit"] == key["alphaedit"], name
+    assert shared == 2 * len(cfg["models"])  # ROME with r-ROME and MEMIT with AlphaEdit on every model
 
 
 def test_the_study_dag_runs_one_preedit_job_per_forecast(tmp_path):
