@@ -263,8 +263,11 @@ def test_forecast_figure_and_table_per_method_and_step(tmp_path):
         path = tmp_path / f"{method}.forecast.parquet"
         io.write_parquet(long, path, metadata={"corpus_id": "pydoc-test"})
         paths.append(path)
-    png, csv, summ_csv = tmp_path / "f.png", tmp_path / "f.csv", tmp_path / "auc.csv"
-    editing_figures.run_forecast(paths, png, csv, summ_csv, labels={"m": "Model M"}, dpi=50, n_boot=50, seed=0)
+    png, csv, summ_csv, paired_csv = tmp_path / "f.png", tmp_path / "f.csv", tmp_path / "auc.csv", tmp_path / "p.csv"
+    editing_figures.run_forecast(paths, png, csv, summ_csv, paired_csv, labels={"m": "Model M"}, dpi=50, n_boot=50,
+                                 seed=0)
+    paired = pd.read_csv(paired_csv)  # the two methods on the same facts, in kis.editing's order
+    assert list(zip(paired.method_a, paired.method_b)) == [("rome", "least-interference")] and len(paired) == 1
     summ = pd.read_csv(summ_csv)
     risk = summ[summ.score == "risk"].set_index("method")
     assert risk.loc["least-interference", "auc"] == 1.0 and risk.loc["rome", "auc"] == 0.0 and (risk.step == 1).all()

@@ -121,12 +121,15 @@ def test_the_study_settings_pair_rome_with_r_rome_and_memit_with_alphaedit():
                       frozenset({"wilke"}), frozenset({"least-interference"})}
     # DeltaEdit differs from AlphaEdit only by its v* stop (stop_prob 0.98): no sharing
     assert key["deltaedit"][0] != key["alphaedit"][0] and key["deltaedit"][1:] == key["alphaedit"][1:]
-    # one v* setting of r-ROME changed, or a published layer for ROME alone, parts the pair
-    for change in (lambda t: t["overrides"].update({"smollm2-135m": {"r-rome": {"v_lr": 0.4}}}),
-                   lambda t: t["overrides"].update({"smollm2-135m": {"rome": {"layer": 3}}})):
+    # one v* setting of r-ROME changed, or a layer of r-ROME's own, parts the pair; a layer for ROME does not (r-ROME
+    # without its own layer takes ROME's: kis.hparams.resolve_hparams)
+    for change, parted in ((lambda t: t["overrides"].update({"smollm2-135m": {"r-rome": {"v_lr": 0.4}}}), True),
+                           (lambda t: t["overrides"].update({"smollm2-135m": {"r-rome": {"layer": 3}}}), True),
+                           (lambda t: t["overrides"].update({"smollm2-135m": {"rome": {"layer": 3}}}), False)):
         t = copy.deepcopy(_settings_study)
         change(t)
-        assert hparams.forecast_key(t, "rome", ["smollm2-135m"]) != hparams.forecast_key(t, "r-rome", ["smollm2-135m"])
+        assert (hparams.forecast_key(t, "rome", ["smollm2-135m"]) !=
+                hparams.forecast_key(t, "r-rome", ["smollm2-135m"])) == parted
 
 
 def test_equal_keys_mean_equal_resolved_forecast_settings_on_the_paper_models():

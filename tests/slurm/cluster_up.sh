@@ -13,7 +13,7 @@ chmod 700 "$D/munge"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 CTLD_PORT=$(free_port); SLURMD_PORT=$(free_port)
-CPUS=$(nproc)
+CPUS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc honours OMP_NUM_THREADS: the node gets every core
 MEM_MB=$(awk '/MemTotal/ {print int($2/1024*0.8)}' /proc/meminfo)
 
 # munge: a fresh key for this cluster only

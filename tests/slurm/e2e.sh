@@ -63,7 +63,7 @@ t0=$SECONDS
 # job wider than its one node (--max-threads: rules asking for more CPUs would stay PENDING forever), a quick
 # first status check, the per-job logs kept to inspect them; a job that cannot start fails the test in 30 min
 timeout 1800 "$PY" -m snakemake -s "$REPO/Snakefile" --directory "$W/slurm" --configfile "$W/slurm/config.yaml" \
-    --profile "$REPO/profiles/slurm" --slurm-status-command squeue --slurm-no-account --max-threads "$(nproc)" \
+    --profile "$REPO/profiles/slurm" --slurm-status-command squeue --slurm-no-account --max-threads "$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" \
     --slurm-init-seconds-before-status-checks 3 --slurm-keep-successful-logs --retries 0 > "$W/slurm.log" 2>&1 \
     || { tail -n 60 "$W/slurm.log"; squeue --states=all -o "%i|%T|%r|%C|%m|%k"; tail -n 30 "$CL"/log/*.log
          echo "FAIL: SLURM run"; exit 1; }
