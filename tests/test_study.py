@@ -150,6 +150,20 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     assert len((docs / "forgetting_paired.md").read_text().splitlines()) == 2 + 2 * 21
     for name in ("trajectories.png", "interference.png", "forecast.png"):
         assert (docs / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
+    # `paste`: the rendered tables verbatim into a findings document's landed block, the rest of it untouched
+    doc = docs.parent / "findings.md"
+    doc.write_text("# F\n\nbefore\n<!-- landed -->\nold tables\n<!-- /landed -->\nafter\n")
+    study.main(["paste", str(docs), str(doc), "--config", str(cfg)])
+    text = doc.read_text()
+    assert text.startswith("# F\n\nbefore\n<!-- landed -->\nLanded so far (14 of 14;") and "old tables" not in text
+    assert text.endswith("<!-- /landed -->\nafter\n")
+    for name in ("summary.md", "forecast_auc.md", "interference_paper_p.md", "forgetting_paired.md"):
+        assert (docs / name).read_text() in text, name
+    study.main(["paste", str(docs), str(doc), "--config", str(cfg)])
+    assert doc.read_text() == text  # pasting again changes nothing
+    doc.write_text("no markers\n")
+    with pytest.raises(ValueError, match="findings.md: needs one <!-- landed --> line"):
+        study.main(["paste", str(docs), str(doc), "--config", str(cfg)])
 
 
 def test_the_null_space_study_on_tiny_models_end_to_end(tmp_path):

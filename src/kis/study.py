@@ -246,8 +246,47 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
     return copied
 
 
+LANDED = ("<!-- landed -->\n", "<!-- /landed -->\n")  # the block of a findings document that `paste` rewrites
+
+
+def landed_block(folder, n_jobs: int) -> str:
+    """Markdown of a collected study for the findings document: which jobs landed (of n_jobs, with wall seconds and
+    commit from runs.csv) and the rendered tables verbatim (summary, forecast AUC, paper-P error, paired forgetting)."""
+    from pathlib import Path
+    folder = Path(folder)
+    runs = pd.read_csv(folder / "runs.csv", dtype=str)
+    jobs = ", ".join(f"{r.model}/{r.method} ({int(float(r.wall_s))} s, {r.commit})" for r in runs.itertuples())
+    rel = folder.name
+    return (f"Landed so far ({len(runs)} of {n_jobs}; commit, command and wall seconds per job in "
+            f"[{rel}/runs.csv]({rel}/runs.csv)):\n{jobs}. Tables and figures below are rendered from the committed "
+            f"tables in [{rel}/]({rel}/)\n(`make study-findings`); figures: [trajectories]({rel}/figures/"
+            f"trajectories.png),\n[interference]({rel}/figures/interference.png), [forecast]({rel}/figures/"
+            f"forecast.png).\n\n{(folder / 'summary.md').read_text()}\n**Forecast of forgetting** per recorded step "
+            f"(AUC for \"wrong at step s\", 95 % bootstrap over facts):\n\n{(folder / 'forecast_auc.md').read_text()}"
+            f"\n**The paper's P against the measured displacement:**\n\n"
+            f"{(folder / 'interference_paper_p.md').read_text()}\n**Which methods forget more, fact by fact** (exact "
+            f"McNemar test on the held-out facts only one method forgot; Holm\nover a model's pairs):\n\n"
+            f"{(folder / 'forgetting_paired.md').read_text()}\n")
+
+
+def paste(folder, doc, n_jobs: int) -> None:
+    """Rewrite the block between LANDED's markers of `doc` (a findings document) with landed_block(folder); an error
+    names the document when it lacks them."""
+    from pathlib import Path
+    doc = Path(doc)
+    text = doc.read_text()
+    start, end = LANDED
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"{doc}: needs one {start.strip()} line and, after it, one {end.strip()} line around the "
+                         "block `paste` rewrites")
+    a, b = text.index(start) + len(start), text.index(end)
+    with io.atomic_path(doc) as tmp:
+        tmp.write_text(text[:a] + landed_block(folder, n_jobs) + text[b:])
+
+
 def main(argv=None) -> None:
-    """python -m kis.study collect RESULTS FOLDER --config CFG --command "…"  |  render FOLDER --config CFG"""
+    """python -m kis.study collect RESULTS FOLDER --config CFG --command "…"  |  render FOLDER --config CFG  |
+    paste FOLDER FINDINGS.md --config CFG (the rendered tables into the findings document's landed block)"""
     import argparse
     import os
     import platform
@@ -258,8 +297,9 @@ def main(argv=None) -> None:
 
     from . import hparams, schema
     p = argparse.ArgumentParser(prog="python -m kis.study", description=main.__doc__)
-    p.add_argument("action", choices=["collect", "render"])
-    p.add_argument("paths", nargs="+", help="collect: the study's results folder and the docs folder; render: the folder")
+    p.add_argument("action", choices=["collect", "render", "paste"])
+    p.add_argument("paths", nargs="+", help="collect: the study's results folder and the docs folder; render: the "
+                                            "folder; paste: the folder and the findings document")
     p.add_argument("--config", required=True, nargs="+",
                    help="the study's config file(s), later ones merged over earlier ones as Snakemake does (model "
                         "labels, figures settings, editing.n_edits)")
@@ -272,6 +312,12 @@ def main(argv=None) -> None:
         cfg = hparams.merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
     labels = {m: s.get("label", m) for m, s in cfg["models"].items()}
     fig = {**schema.defaults("figures"), **(cfg.get("figures") or {})}
+    if a.action == "paste":
+        if len(a.paths) != 2:
+            p.error("paste takes FOLDER FINDINGS.md")
+        paste(a.paths[0], a.paths[1], n_jobs=len(cfg["models"]) * len(cfg["editing"]["methods"]))
+        log.info("pasted %s into %s", a.paths[0], a.paths[1])
+        return
     if a.action == "collect":
         if len(a.paths) != 2:
             p.error("collect takes RESULTS FOLDER")
