@@ -5,6 +5,7 @@
 # - `params:` carries every setting that changes a result (so reruns trigger); resources carry the rest
 # - a rule's input that another rule makes is `rules.<rule>.output.<name>`, never the path spelled again
 # - scripts live in workflow/scripts/: three lines handing the job to one function of the `kis` package (kis.io.run)
+import functools
 import json
 import sys
 from pathlib import Path
@@ -252,18 +253,21 @@ def edit_settings(wc):
     return out
 
 
-def forecast_leader(wc):
-    """The first configured method whose pre-edit forecast estimates equal {method}'s on {model} (kis.hparams.
-    forecast_key, from the settings alone): its preedit file serves both (ROME and r-ROME, MEMIT and AlphaEdit in the
-    study). The trajectory job checks the file's signature against its own before using it."""
+@functools.lru_cache(maxsize=None)
+def _forecast_key(model, method):
+    """kis.hparams.forecast_key of (model, method), once per pair while the DAG is built (the config does not change)."""
     from types import SimpleNamespace
 
     from kis.hparams import forecast_key
 
-    def key(method):
-        w = SimpleNamespace(model=wc.model, method=method)
-        return forecast_key(edit_settings(w), method, edit_names(w))
+    w = SimpleNamespace(model=model, method=method)
+    return forecast_key(edit_settings(w), method, edit_names(w))
 
-    mine = key(wc.method)
-    return next(m for m in config["editing"]["methods"] if m == wc.method or key(m) == mine)
+
+def forecast_leader(wc):
+    """The first configured method whose pre-edit forecast estimates equal {method}'s on {model} (kis.hparams.
+    forecast_key, from the settings alone): its preedit file serves both (ROME and r-ROME, MEMIT and AlphaEdit in the
+    study). The trajectory job checks the file's signature against its own before using it."""
+    mine = _forecast_key(wc.model, wc.method)
+    return next(m for m in config["editing"]["methods"] if m == wc.method or _forecast_key(wc.model, m) == mine)
 

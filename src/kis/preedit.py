@@ -19,7 +19,6 @@ trajectory job checks the file's signature against its own before using it (`loa
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -728,7 +728,7 @@ def setup(*, manifest, known, facts, model: str, method: str, settings: dict, na
     protected_ids = protected_split(eligible, int(settings["n_edits"]), int(settings["n_test"]), seed,
                                     int(hp["n_protected"])) if method == "least-interference" else []
     logger.info("%s on %s: hyperparameters from %s: %s", method, model_name, hp["source"], hp)
-    layers = [hp["layer"]] if method in editing.ROME_FAMILY else hp["layers"]
+    layers = editing.edited_layers(method, hp)
     logger.info("%s on %s edits layers %s (%s)", method, model_name, layers,
                 hp["sources"].get("layer", hp["sources"].get("layers")))
     if settings["context_templates"] == "generated":  # sampled from the unedited model (kis.templates)
