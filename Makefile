@@ -56,6 +56,8 @@ config-readme: setup
 # the editing study's findings from its committed tables (docs/study*/, collected job by job: docs/findings.md)
 study-findings: setup
 	for d in docs/study*/; do $(BIN)/python -m kis.study render $$d --config config/study.yaml || exit 1; done
+	$(BIN)/python -m kis.study paste docs/study docs/findings.md --config config/study.yaml
+	$(BIN)/python -m kis.study paste docs/study README.md --config config/study.yaml
 
 clean:
 	rm -rf .snakemake results report.html .test/.snakemake .test/results .test/models .test/data

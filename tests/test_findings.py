@@ -10,8 +10,9 @@ import wf
 from kis import study
 
 FOLDERS = sorted(p.parent for p in (wf.REPO / "docs").glob("study*/runs.csv"))
-RENDERED = ("summary.csv", "summary.md", "summary_last.md", "forecast_auc.csv", "forecast_auc.md",
-            "interference_paper_p.csv", "interference_paper_p.md")
+RENDERED = ("summary.csv", "summary.md", "summary_last.md", "last_step.md", "forecast_auc.csv", "forecast_auc.md",
+            "interference_paper_p.csv", "interference_paper_p.md", "forgetting_paired.csv", "forgetting_paired.md")
+README_ONLY = ("summary_last.md", "last_step.md")  # the README's short tables (the test below)
 
 
 @pytest.mark.skipif(not FOLDERS, reason="no collected study under docs/ (docs/study*/runs.csv)")
@@ -24,12 +25,17 @@ def test_committed_study_tables_rerender_to_the_committed_findings(folder, tmp_p
     for name in RENDERED:
         assert (copy / name).read_text() == (folder / name).read_text(), f"{folder.name}/{name} is stale: run " \
             f"`python -m kis.study render docs/{folder.name} --config config/study.yaml`"
-        if name.endswith(".md") and name != "summary_last.md":  # the README's table (the test below)
+        if name.endswith(".md") and name not in README_ONLY:
             assert (folder / name).read_text() in findings, f"docs/findings.md lacks {folder.name}/{name}"
 
 
 @pytest.mark.skipif(not FOLDERS, reason="no collected study under docs/ (docs/study*/runs.csv)")
 def test_the_readme_shows_a_collected_study_verbatim():
     readme = (wf.REPO / "README.md").read_text()
-    assert any((f / "summary_last.md").read_text() in readme for f in FOLDERS), \
-        "README.md shows no docs/study*/summary_last.md verbatim"
+    for name in README_ONLY:
+        assert any((f / name).read_text() in readme for f in FOLDERS), \
+            f"README.md shows no docs/study*/{name} verbatim"
+    full = wf.REPO / "docs" / "study"  # the 100-edit study's block is pasted (`make study-findings`), not hand-copied
+    if (full / "runs.csv").exists():
+        assert study.short_block(full, 14, "docs/study") in readme, "README.md's study-short block is stale: run " \
+            "`python -m kis.study paste docs/study README.md --config config/study.yaml`"

@@ -161,9 +161,35 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
         assert (docs / name).read_text() in text, name
     study.main(["paste", str(docs), str(doc), "--config", str(cfg)])
     assert doc.read_text() == text  # pasting again changes nothing
-    doc.write_text("no markers\n")
+    doc.write_text("x\n<!-- /landed -->\n<!-- landed -->\n")
     with pytest.raises(ValueError, match="findings.md: needs one <!-- landed --> line"):
         study.main(["paste", str(docs), str(doc), "--config", str(cfg)])
+    doc.write_text("no markers\n")
+    with pytest.raises(ValueError, match="findings.md: has neither <!-- landed -->"):
+        study.main(["paste", str(docs), str(doc), "--config", str(cfg)])
+    assert doc.read_text() == "no markers\n"
+    # the README's short block: each job's last row, and per job one row of last_step.md whose cells are the
+    # forecast table's AUCs and the paper-P table's median error at that job's last step
+    readme = docs.parent / "README.md"
+    readme.write_text("# R\n<!-- study-short -->\n<!-- /study-short -->\nrest\n")
+    study.main(["paste", str(docs), str(readme), "--config", str(cfg)])
+    text = readme.read_text()
+    assert text.startswith("# R\n<!-- study-short -->\nLanded: 14 of 14 jobs (") and text.endswith("rest\n")
+    assert (docs / "summary_last.md").read_text() in text and (docs / "last_step.md").read_text() in text
+    inter = pd.read_csv(docs / "interference_paper_p.csv")
+    rows = [r.split(" | ") for r in (docs / "last_step.md").read_text().splitlines()[2:]]
+    assert len(rows) == 14
+    for r in rows:
+        model = "tiny-" + r[0].lstrip("| ").split()[1]  # the label "tiny gpt2" of model tiny-gpt2
+        method, step = r[1], int(r[2])
+        g = fc[(fc.model == model) & (fc.method == method) & (fc.step == step)].set_index("score")
+        assert step == fc[(fc.model == model) & (fc.method == method)].step.max() and len(g) == 5
+        assert r[3] == f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}"
+        for cell, score in zip(r[4:8], ("risk", "confidence", "key_norm", "random")):
+            want = "" if np.isnan(g.auc[score]) else f"{g.auc[score]:.2f} [{g.auc_lo[score]:.2f}, {g.auc_hi[score]:.2f}]"
+            assert cell == want, (model, method, score)  # empty where no fact or every fact was forgotten
+        e = inter[(inter.model == model) & (inter.method == method) & (inter.step == step)]
+        assert r[8].rstrip(" |") == f"{float(e.rel_error_median.iloc[0]):.3g}"
 
 
 def test_the_null_space_study_on_tiny_models_end_to_end(tmp_path):

@@ -93,8 +93,9 @@ def run_summary(tables, csv, md, labels=None) -> None:
 # ── committed study tables (docs/study*/): a study longer than one machine's life is collected job by job ──────────
 # layout of such a folder: trajectories/{model}/{method}.parquet and .forecast.parquet (copies of the workflow's
 # tables), runs.csv (one row per copied job: commit, command, wall seconds of its benchmark file), and what `render`
-# writes from them: summary.{csv,md}, summary_last.md (each job's last row: the README's table),
-# forecast_auc.{csv,md}, interference_paper_p.{csv,md}, forgetting_paired.{csv,md}, figures/*.png.
+# writes from them: summary.{csv,md}, summary_last.md (each job's last row: the README's table), last_step.md
+# (forecast AUC and paper-P error at each job's last step: the README's), forecast_auc.{csv,md},
+# interference_paper_p.{csv,md}, forgetting_paired.{csv,md}, figures/*.png.
 RUN_COLUMNS = ["model", "method", "n_edits", "commit", "command", "wall_s", "cpu_s", "finished", "machine"]
 SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": "key norm", "random": "random",
                "measured_displacement": "measured displacement (post-edit)"}
@@ -121,6 +122,29 @@ def forecast_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
         cells = [str(labels.get(model, model)), method, str(int(step)),
                  f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}",
                  *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]]) if s in by.index else "" for s in SCORE_HEADS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def last_step_markdown(steps: pd.DataFrame, inter: pd.DataFrame, labels: dict | None = None) -> str:
+    """The README's short table: per (model, method) at its last recorded step, the held-out facts forgotten, the AUC
+    [95 % bootstrap] of the pre-edit risk and of the three baselines that need no superposition, and the median
+    error of the paper's P against the measured displacement (kis.forecast.step_table, interference_table)."""
+    labels = labels or {}
+    pre = [s for s in SCORE_HEADS if s != "measured_displacement"]
+    head = ["model", "method", "step", "forgotten / known", *(f"AUC {SCORE_HEADS[s]}" for s in pre),
+            "paper-P error (median)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    steps = steps[steps.step == steps.groupby(["model", "method"]).step.transform("max")]
+    steps = steps.assign(_m=steps.method.map(_rank)).sort_values(["model", "_m"], kind="stable")
+    err = inter.set_index(["model", "method", "step"]).rel_error_median
+    for (model, method, step), g in steps.groupby(["model", "method", "step"], sort=False):
+        by = g.set_index("score")
+        e = err.get((model, method, step), float("nan"))
+        cells = [str(labels.get(model, model)), method, str(int(step)),
+                 f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}",
+                 *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]]) if s in by.index else "" for s in pre),
+                 _cell(float(e))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -187,6 +211,7 @@ def render(folder, *, labels: dict | None = None, n_boot: int, seed: int, dpi: i
     outputs["forecast_auc.md"] = lambda p: p.write_text(forecast_markdown(steps, labels))
     outputs["interference_paper_p.csv"] = lambda p: inter.to_csv(p, index=False)
     outputs["interference_paper_p.md"] = lambda p: p.write_text(interference_markdown(inter, labels))
+    outputs["last_step.md"] = lambda p: p.write_text(last_step_markdown(steps, inter, labels))
     figs = {"trajectories.png": editing_figures.trajectory_figure(stacked, labels)[0], "interference.png": fig_i,
             "forecast.png": fig_f}
     for name, fig in figs.items():
@@ -249,14 +274,15 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
 LANDED = ("<!-- landed -->\n", "<!-- /landed -->\n")  # the block of a findings document that `paste` rewrites
 
 
-def landed_block(folder, n_jobs: int) -> str:
+def landed_block(folder, n_jobs: int, rel: str | None = None) -> str:
     """Markdown of a collected study for the findings document: which jobs landed (of n_jobs, with wall seconds and
-    commit from runs.csv) and the rendered tables verbatim (summary, forecast AUC, paper-P error, paired forgetting)."""
+    commit from runs.csv) and the rendered tables verbatim (summary, forecast AUC, paper-P error, paired forgetting);
+    links go to `rel` (the folder as the document reaches it; default its name)."""
     from pathlib import Path
     folder = Path(folder)
     runs = pd.read_csv(folder / "runs.csv", dtype=str)
     jobs = ", ".join(f"{r.model}/{r.method} ({int(float(r.wall_s))} s, {r.commit})" for r in runs.itertuples())
-    rel = folder.name
+    rel = rel or folder.name
     return (f"Landed so far ({len(runs)} of {n_jobs}; commit, command and wall seconds per job in "
             f"[{rel}/runs.csv]({rel}/runs.csv)):\n{jobs}. Tables and figures below are rendered from the committed "
             f"tables in [{rel}/]({rel}/)\n(`make study-findings`); figures: [trajectories]({rel}/figures/"
@@ -269,24 +295,61 @@ def landed_block(folder, n_jobs: int) -> str:
             f"{(folder / 'forgetting_paired.md').read_text()}\n")
 
 
-def paste(folder, doc, n_jobs: int) -> None:
-    """Rewrite the block between LANDED's markers of `doc` (a findings document) with landed_block(folder); an error
-    names the document when it lacks them."""
+SHORT = ("<!-- study-short -->\n", "<!-- /study-short -->\n")  # the block of the README that `paste` rewrites
+
+
+def short_block(folder, n_jobs: int, rel: str | None = None) -> str:
+    """Markdown of a collected study for the README: the landed jobs (of n_jobs) with their commits and commands
+    from runs.csv, each job's last row (summary_last.md) and its forecast AUC and paper-P error (last_step.md);
+    links go to `rel` (the folder as the document reaches it; default its name)."""
+    from pathlib import Path
+    folder = Path(folder)
+    rel = rel or folder.name
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    per_model = "; ".join(f"{m}: {', '.join(g.method)}" for m, g in runs.groupby("model", sort=True))
+    commits = ", ".join(dict.fromkeys(runs.commit))
+    commands = list(dict.fromkeys(c for c in runs.command if c))
+    how = (f"command `{commands[0]}`" if len(commands) == 1 else
+           f"the command of each job in [{rel}/runs.csv]({rel}/runs.csv)")
+    return (f"Landed: {len(runs)} of {n_jobs} jobs ({per_model}); run from commit(s) {commits}, {how}. Each job's "
+            f"last row:\n\n"
+            f"{(folder / 'summary_last.md').read_text()}\nForgetting at that step, its pre-edit forecast (AUC for "
+            f"\"wrong at the step\", 95 % bootstrap over facts) next to three baselines that need no superposition, "
+            f"and how far the paper's P is from the measured displacement of the held-out keys:\n\n"
+            f"{(folder / 'last_step.md').read_text()}")
+
+
+def paste(folder, doc, n_jobs: int) -> list[str]:
+    """Rewrite each block of `doc` between LANDED's markers (a findings document: landed_block) or SHORT's (the
+    README: short_block) from `folder`; an error names the document when it has neither pair, or a broken one.
+    → the names of the blocks rewritten."""
+    import os
     from pathlib import Path
     doc = Path(doc)
     text = doc.read_text()
-    start, end = LANDED
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ValueError(f"{doc}: needs one {start.strip()} line and, after it, one {end.strip()} line around the "
-                         "block `paste` rewrites")
-    a, b = text.index(start) + len(start), text.index(end)
+    rel = Path(os.path.relpath(Path(folder).resolve(), doc.resolve().parent)).as_posix()  # links from the document
+    done = []
+    for name, (start, end), block in (("landed", LANDED, landed_block), ("study-short", SHORT, short_block)):
+        if start not in text and end not in text:
+            continue
+        if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+            raise ValueError(f"{doc}: needs one {start.strip()} line and, after it, one {end.strip()} line around the "
+                             "block `paste` rewrites")
+        a, b = text.index(start) + len(start), text.index(end)
+        text = text[:a] + block(folder, n_jobs, rel) + text[b:]
+        done.append(name)
+    if not done:
+        raise ValueError(f"{doc}: has neither {LANDED[0].strip()} … {LANDED[1].strip()} nor {SHORT[0].strip()} … "
+                         f"{SHORT[1].strip()} around a block `paste` rewrites")
     with io.atomic_path(doc) as tmp:
-        tmp.write_text(text[:a] + landed_block(folder, n_jobs) + text[b:])
+        tmp.write_text(text)
+    return done
 
 
 def main(argv=None) -> None:
     """python -m kis.study collect RESULTS FOLDER --config CFG --command "…"  |  render FOLDER --config CFG  |
-    paste FOLDER FINDINGS.md --config CFG (the rendered tables into the findings document's landed block)"""
+    paste FOLDER DOC.md --config CFG (the rendered tables into a findings document's landed block, or the short
+    tables into the README's study-short block)"""
     import argparse
     import os
     import platform
@@ -315,8 +378,8 @@ def main(argv=None) -> None:
     if a.action == "paste":
         if len(a.paths) != 2:
             p.error("paste takes FOLDER FINDINGS.md")
-        paste(a.paths[0], a.paths[1], n_jobs=len(cfg["models"]) * len(cfg["editing"]["methods"]))
-        log.info("pasted %s into %s", a.paths[0], a.paths[1])
+        done = paste(a.paths[0], a.paths[1], n_jobs=len(cfg["models"]) * len(cfg["editing"]["methods"]))
+        log.info("pasted %s into %s (%s)", a.paths[0], a.paths[1], ", ".join(done))
         return
     if a.action == "collect":
         if len(a.paths) != 2:
