@@ -134,9 +134,26 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     overlay.write_text("editing:\n  n_edits: 5\n")
     study.main(["collect", str(res), str(docs), "--config", str(cfg), str(overlay), "--commit", "abx"])
     assert set(pd.read_csv(docs / "runs.csv").commit) == {"abc"}  # nothing of 3 edits collected for a 5-edit study
+    # collected again: the 13 jobs whose tables are unchanged keep their row (the commit and command that ran them),
+    # the newly finished one is added, and a job run again (its table rewritten, then its benchmark file) is replaced
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rerun = res / "trajectories" / "tiny-gpt2" / "rome.parquet"
+    first, tab = rerun.read_bytes(), pq.read_table(rerun)
+    t = tab.to_pandas()
+    t.loc[t.step == 3, "fluency"] += 0.25
+    pq.write_table(pa.Table.from_pandas(t, preserve_index=False).replace_schema_metadata(tab.schema.metadata), rerun)
+    (res / "benchmarks" / "trajectory" / "tiny-gpt2" / "rome.tsv").touch()
     study.main(["collect", str(res), str(docs), "--config", str(cfg), "--command", "snakemake study", "--commit", "abd"])
     runs = pd.read_csv(docs / "runs.csv")
-    assert len(runs) == 14 and set(runs.commit) == {"abd"}  # a job copied again replaces its row
+    new = {("tiny-llama", "wilke"), ("tiny-gpt2", "rome")}
+    assert len(runs) == 14
+    for r in runs.itertuples():
+        assert r.commit == ("abd" if (r.model, r.method) in new else "abc"), (r.model, r.method, r.commit)
+    pd.testing.assert_frame_equal(pd.read_parquet(docs / "trajectories" / "tiny-gpt2" / "rome.parquet"), t)
+    rerun.write_bytes(first)  # back as the workflow wrote it, for the comparisons below
+    (res / "benchmarks" / "trajectory" / "tiny-gpt2" / "rome.tsv").touch()
+    study.main(["collect", str(res), str(docs), "--config", str(cfg), "--command", "snakemake study", "--commit", "abd"])
     assert (docs / "summary.md").read_text() == (res / "study" / "summary.md").read_text()
     for name, theirs in (("forecast_auc.csv", "forecast_auc.csv"), ("interference_paper_p.csv",
                                                                      "interference_paper_p.csv"),

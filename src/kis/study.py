@@ -229,8 +229,10 @@ def render(folder, *, labels: dict | None = None, n_boot: int, seed: int, dpi: i
 def collect(results, folder, *, command: str, commit: str, machine: str, n_edits: int) -> list[tuple[str, str]]:
     """Copy every finished (model, method) of a study's results folder (both tables and the benchmark file the job
     writes when it ends) whose stream is `n_edits` long (a table of another config in the same folder is not this
-    study's) into `folder`, recording its run in folder/runs.csv (a job copied again replaces its row).
+    study's) into `folder`, recording its run in folder/runs.csv. A job collected before keeps its row (commit,
+    command) while its tables are unchanged; one whose tables changed (run again) is copied and its row replaced.
     → the (model, method) pairs copied."""
+    import filecmp
     import shutil
     from datetime import datetime, timezone
     from pathlib import Path
@@ -254,6 +256,11 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
             continue
         b = pd.read_csv(bench, sep="\t")
         dest = folder / "trajectories" / model
+        known = ((runs.model == model) & (runs.method == method)).any()
+        if known and all((dest / src.name).exists() and filecmp.cmp(src, dest / src.name, shallow=False)
+                         for src in (table, fc)):
+            log.info("%s/%s: collected before, tables unchanged: its row (commit, command) kept", model, method)
+            continue
         dest.mkdir(parents=True, exist_ok=True)
         for src in (table, fc):
             with io.atomic_path(dest / src.name) as tmp:
