@@ -90,6 +90,17 @@ def test_a_file_made_for_another_forecast_is_refused_naming_the_field(inputs, tm
     assert not (tmp_path / "t" / "rome.parquet").exists()
 
 
+def test_the_job_logs_each_planned_v_star(inputs, tmp_path, caplog):
+    """A preedit job runs for half an hour on a CPU: its log shows each v* as it is made, in stream order."""
+    import logging
+    import re
+    caplog.set_level(logging.INFO, logger="kis.preedit")
+    _estimates(inputs, tmp_path, "rome", _settings())
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pre-edit v* ")]
+    assert [re.match(r"pre-edit v\* (\d+)/4 case \S+ at layer \d+: [\d.]+ s$", m).group(1) for m in lines] == \
+        ["1", "2", "3", "4"]
+
+
 def test_a_damaged_file_is_named(inputs, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torch file")

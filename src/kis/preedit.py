@@ -52,14 +52,19 @@ def cumulative_risk(L: torch.Tensor, K_plan: torch.Tensor, R_hat: torch.Tensor, 
 
 def residual_estimates(model, tok, edits: list[dict], layer: int, templates, hp: dict, kl_prompt: str) -> torch.Tensor:
     """R̂ (d × n) float64: δ_i = v*_i − W k₀,i of each planned edit at `layer`, optimised on the model as it is."""
+    import time
+
     out = []
-    for fact in edits:
+    for i, fact in enumerate(edits, 1):
+        t0 = time.perf_counter()
         res = vstar.optimize_delta(model, tok, prompt=fact["prompt"], subject=fact["subject"],
                                    target=fact["target_new"], layer=layer, templates=templates, hp=hp,
                                    kl_prompt=kl_prompt, norm="mlp")
         if not bool(torch.isfinite(res.delta).all()):
             raise ValueError(f"pre-edit forecast: non-finite v* shift for case {fact['case_id']} at layer {layer}")
         out.append(res.delta.double())
+        log.info("pre-edit v* %d/%d case %s at layer %d: %.1f s", i, len(edits), fact["case_id"], layer,
+                 time.perf_counter() - t0)  # a long job's progress in its log
     return torch.stack(out, 1)
 
 
