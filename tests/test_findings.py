@@ -5,6 +5,7 @@ that its tables do not give."""
 import shutil
 
 import pytest
+import yaml
 
 import wf
 from kis import study
@@ -37,5 +38,7 @@ def test_the_readme_shows_a_collected_study_verbatim():
             f"README.md shows no docs/study*/{name} verbatim"
     full = wf.REPO / "docs" / "study"  # the 100-edit study's block is pasted (`make study-findings`), not hand-copied
     if (full / "runs.csv").exists():
-        assert study.short_block(full, 14, "docs/study") in readme, "README.md's study-short block is stale: run " \
+        cfg = yaml.safe_load((wf.REPO / "config" / "study.yaml").read_text())
+        n_jobs = len(cfg["models"]) * len(cfg["editing"]["methods"])
+        assert study.short_block(full, n_jobs, "docs/study") in readme, "README.md's study-short block is stale: run " \
             "`python -m kis.study paste docs/study README.md --config config/study.yaml`"

@@ -19,6 +19,7 @@ trajectory job checks the file's signature against its own before using it (`loa
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import torch
@@ -52,8 +53,6 @@ def cumulative_risk(L: torch.Tensor, K_plan: torch.Tensor, R_hat: torch.Tensor, 
 
 def residual_estimates(model, tok, edits: list[dict], layer: int, templates, hp: dict, kl_prompt: str) -> torch.Tensor:
     """R̂ (d × n) float64: δ_i = v*_i − W k₀,i of each planned edit at `layer`, optimised on the model as it is."""
-    import time
-
     out = []
     for i, fact in enumerate(edits, 1):
         t0 = time.perf_counter()

@@ -111,18 +111,23 @@ def _interval(a, lo, hi) -> str:
     return "" if not math.isfinite(a) else f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def forecast_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
-    """kis.forecast.step_table as Markdown: per (model, method, step) the AUC [95 % bootstrap] of each score."""
-    labels = labels or {}
-    head = ["model", "method", "step", "forgotten / known", *SCORE_HEADS.values()]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def _forecast_rows(tab: pd.DataFrame, labels: dict, scores):
+    """Per (model, method, step) of a kis.forecast.step_table, in the summary's order: the key and the Markdown cells
+    model, method, step, forgotten / known, then the AUC [95 % bootstrap] of each of `scores` ("" where absent)."""
     tab = tab.assign(_m=tab.method.map(_rank)).sort_values(["model", "_m", "step"], kind="stable")
     for (model, method, step), g in tab.groupby(["model", "method", "step"], sort=False):
         by = g.set_index("score")
-        cells = [str(labels.get(model, model)), method, str(int(step)),
-                 f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}",
-                 *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]]) if s in by.index else "" for s in SCORE_HEADS)]
-        lines.append("| " + " | ".join(cells) + " |")
+        yield (model, method, step), [
+            str(labels.get(model, model)), method, str(int(step)),
+            f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}",
+            *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]]) if s in by.index else "" for s in scores)]
+
+
+def forecast_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
+    """kis.forecast.step_table as Markdown: per (model, method, step) the AUC [95 % bootstrap] of each score."""
+    head = ["model", "method", "step", "forgotten / known", *SCORE_HEADS.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for _, cells in _forecast_rows(tab, labels or {}, SCORE_HEADS)]
     return "\n".join(lines) + "\n"
 
 
@@ -130,22 +135,14 @@ def last_step_markdown(steps: pd.DataFrame, inter: pd.DataFrame, labels: dict | 
     """The README's short table: per (model, method) at its last recorded step, the held-out facts forgotten, the AUC
     [95 % bootstrap] of the pre-edit risk and of the three baselines that need no superposition, and the median
     error of the paper's P against the measured displacement (kis.forecast.step_table, interference_table)."""
-    labels = labels or {}
     pre = [s for s in SCORE_HEADS if s != "measured_displacement"]
     head = ["model", "method", "step", "forgotten / known", *(f"AUC {SCORE_HEADS[s]}" for s in pre),
             "paper-P error (median)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    steps = steps[steps.step == steps.groupby(["model", "method"]).step.transform("max")]
-    steps = steps.assign(_m=steps.method.map(_rank)).sort_values(["model", "_m"], kind="stable")
+    last = steps[steps.step == steps.groupby(["model", "method"]).step.transform("max")]
     err = inter.set_index(["model", "method", "step"]).rel_error_median
-    for (model, method, step), g in steps.groupby(["model", "method", "step"], sort=False):
-        by = g.set_index("score")
-        e = err.get((model, method, step), float("nan"))
-        cells = [str(labels.get(model, model)), method, str(int(step)),
-                 f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}",
-                 *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]]) if s in by.index else "" for s in pre),
-                 _cell(float(e))]
-        lines.append("| " + " | ".join(cells) + " |")
+    for key, cells in _forecast_rows(last, labels or {}, pre):
+        lines.append("| " + " | ".join([*cells, _cell(float(err.get(key, float("nan"))))]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -254,13 +251,13 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
         if last != int(n_edits):
             log.info("%s/%s: %d edits, not this study's %d: not collected", model, method, last, int(n_edits))
             continue
-        b = pd.read_csv(bench, sep="\t")
         dest = folder / "trajectories" / model
         known = ((runs.model == model) & (runs.method == method)).any()
         if known and all((dest / src.name).exists() and filecmp.cmp(src, dest / src.name, shallow=False)
                          for src in (table, fc)):
             log.info("%s/%s: collected before, tables unchanged: its row (commit, command) kept", model, method)
             continue
+        b = pd.read_csv(bench, sep="\t")
         dest.mkdir(parents=True, exist_ok=True)
         for src in (table, fc):
             with io.atomic_path(dest / src.name) as tmp:
@@ -369,7 +366,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m kis.study", description=main.__doc__)
     p.add_argument("action", choices=["collect", "render", "paste"])
     p.add_argument("paths", nargs="+", help="collect: the study's results folder and the docs folder; render: the "
-                                            "folder; paste: the folder and the findings document")
+                                            "folder; paste: the folder and the document (findings or README)")
     p.add_argument("--config", required=True, nargs="+",
                    help="the study's config file(s), later ones merged over earlier ones as Snakemake does (model "
                         "labels, figures settings, editing.n_edits)")
@@ -384,7 +381,7 @@ def main(argv=None) -> None:
     fig = {**schema.defaults("figures"), **(cfg.get("figures") or {})}
     if a.action == "paste":
         if len(a.paths) != 2:
-            p.error("paste takes FOLDER FINDINGS.md")
+            p.error("paste takes FOLDER DOC.md")
         done = paste(a.paths[0], a.paths[1], n_jobs=len(cfg["models"]) * len(cfg["editing"]["methods"]))
         log.info("pasted %s into %s (%s)", a.paths[0], a.paths[1], ", ".join(done))
         return
