@@ -154,6 +154,34 @@ def test_confidence_margin_by_hand_and_positive_exactly_for_correct_facts():
     assert ((got > 0) == hit).all()
 
 
+def test_confidence_margin_multi_token_targets_one_unpadded_pass_per_fact():
+    """Multi-token targets, batches of facts with other lengths (padding): the margin is the minimum over target
+    tokens of log p(t_k) − max_{v ≠ t_k} log p(v), each fact's from one unpadded forward pass of prompt + target."""
+    from kis import probe
+
+    facts = tiny_facts()
+    for i, f in enumerate(facts):
+        f["target_true"] = " ".join(["Paris", "of the", "north side of", "old"][: 1 + i % 4])
+    model, tok = peaked_tiny()
+    by_hand = []
+    for f in facts:
+        text = f["prompt"].format(f["subject"])
+        p, tt = probe.prompt_ids(tok, text), probe.target_ids(tok, text, f["target_true"])
+        with torch.no_grad():
+            lp = torch.log_softmax(model(input_ids=torch.tensor([p + tt])).logits[0].double(), -1)
+        per_token = []
+        for k, tok_id in enumerate(tt):
+            row = lp[len(p) - 1 + k].clone()
+            own = float(row[tok_id])
+            row[tok_id] = -torch.inf
+            per_token.append(own - float(row.max()))
+        by_hand.append(min(per_token))
+    assert len({len(probe.target_ids(tok, f["prompt"].format(f["subject"]), f["target_true"])) for f in facts}) > 2
+    for bs in (1, 5):
+        np.testing.assert_allclose(preedit.confidence_margin(model, tok, facts, batch_size=bs), by_hand,
+                                   rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------- AUC, bootstrap
 
 def test_auc_matches_mann_whitney_and_the_interval_brackets_it():

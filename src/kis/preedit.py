@@ -74,20 +74,18 @@ def confidence_margin(model, tok, facts: list[dict], batch_size: int = 32) -> np
     texts = [f["prompt"].format(f["subject"]) for f in facts]
     prompts = [probe.prompt_ids(tok, x) for x in texts]
     tgts = [probe.target_ids(tok, x, f["target_true"]) for x, f in zip(texts, facts)]
-    out = np.zeros(len(facts))
-    for start in range(0, len(facts), batch_size):
-        idx = list(range(start, min(start + batch_size, len(facts))))
-        at = [range(len(prompts[i]) - 1, len(prompts[i]) + len(tgts[i]) - 1) for i in idx]
-        lg = probe.logits(model, [prompts[i] + tgts[i] for i in idx], probe.pad_id(tok), positions=at)  # (B, K, V)
-        logp = torch.log_softmax(lg.double(), dim=-1)
-        for b, i in enumerate(idx):
-            pos = torch.arange(len(tgts[i]), device=logp.device)
-            tt = torch.tensor(tgts[i], device=logp.device)
-            own = logp[b, pos, tt]
-            other = logp[b, pos].clone()
-            other[pos, tt] = -torch.inf
-            out[i] = float((own - other.max(-1).values).min())
-    return out
+    return np.array(probe.teacher_forced(model, probe.pad_id(tok), prompts, tgts, batch_size=batch_size,
+                                         order=np.arange(len(facts)), per_fact=_margin))
+
+
+def _margin(lg, t: list[int]) -> float:
+    """min_k log p(t_k) − max_{v ≠ t_k} log p(v), in fp64, from the logits at the fact's target positions (K × V)."""
+    logp = torch.log_softmax(lg.double(), dim=-1)
+    pos, tt = torch.arange(len(t), device=logp.device), torch.tensor(t, device=logp.device)
+    own = logp[pos, tt]
+    other = logp.clone()
+    other[pos, tt] = -torch.inf
+    return float((own - other.max(-1).values).min())
 
 
 def estimates(model, tok, edits: list[dict], layer: int, templates, hp: dict, kl_prompt: str,

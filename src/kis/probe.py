@@ -248,12 +248,19 @@ def logits(model, rows: list[list[int]], pad_id: int, device=None, positions=Non
         return out
 
 
-def teacher_forced(model, pad_id: int, prompts: list[list[int]], targets: list[list[int]], *,
-                   batch_size: int = 32, order=None, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per fact, teacher-forced on prompt + target: (log p(t_j | prompt, t_<j) for each target token, fp64;
-    the argmax token at each of those positions). Batches take the facts in `order` (default: longest first)."""
+def logp_and_argmax(lg, t: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """From the logits at one fact's target positions (K × V): (log p(t_j | prompt, t_<j), fp64; the argmax token)."""
     import torch
 
+    pos = torch.arange(len(t), device=lg.device)
+    return torch.log_softmax(lg, dim=-1)[pos, torch.tensor(t, device=lg.device)].double(), lg.argmax(-1)
+
+
+def teacher_forced(model, pad_id: int, prompts: list[list[int]], targets: list[list[int]], *,
+                   batch_size: int = 32, order=None, device=None, per_fact=logp_and_argmax) -> list:
+    """Per fact, teacher-forced on prompt + target: per_fact(logits at the positions predicting each target token
+    (K × V, fp32), target ids); by default (log p(t_j | prompt, t_<j), fp64; the argmax token at each of those
+    positions). Batches take the facts in `order` (default: longest first)."""
     n = len(prompts)
     order = length_order([len(p) + len(t) for p, t in zip(prompts, targets)]) if order is None else order
     out = [None] * n
@@ -261,10 +268,6 @@ def teacher_forced(model, pad_id: int, prompts: list[list[int]], targets: list[l
         idx = order[start:start + batch_size]
         at = [range(len(prompts[i]) - 1, len(prompts[i]) + len(targets[i]) - 1) for i in idx]  # positions predicting t
         lg = logits(model, [prompts[i] + targets[i] for i in idx], pad_id, device, positions=at)  # (B, K, V)
-        logp = torch.log_softmax(lg, dim=-1)
         for b, i in enumerate(idx):
-            t = targets[i]
-            pos = torch.arange(len(t), device=lg.device)
-            tt = torch.tensor(t, device=lg.device)
-            out[i] = (logp[b, pos, tt].double(), lg[b, pos].argmax(-1))
+            out[i] = per_fact(lg[b, :len(targets[i])], targets[i])
     return out
