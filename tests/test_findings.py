@@ -38,7 +38,6 @@ def test_the_readme_shows_a_collected_study_verbatim():
             f"README.md shows no docs/study*/{name} verbatim"
     full = wf.REPO / "docs" / "study"  # the 100-edit study's block is pasted (`make study-findings`), not hand-copied
     if (full / "runs.csv").exists():
-        cfg = yaml.safe_load((wf.REPO / "config" / "study.yaml").read_text())
-        n_jobs = len(cfg["models"]) * len(cfg["editing"]["methods"])
+        n_jobs = study.n_jobs(yaml.safe_load((wf.REPO / "config" / "study.yaml").read_text()))
         assert study.short_block(full, n_jobs, "docs/study") in readme, "README.md's study-short block is stale: run " \
             "`python -m kis.study paste docs/study README.md --config config/study.yaml`"

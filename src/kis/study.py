@@ -278,6 +278,11 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
 LANDED = ("<!-- landed -->\n", "<!-- /landed -->\n")  # the block of a findings document that `paste` rewrites
 
 
+def n_jobs(cfg: dict) -> int:
+    """The study's job count: one trajectory job per (model, method) of its config."""
+    return len(cfg["models"]) * len(cfg["editing"]["methods"])
+
+
 def landed_block(folder, n_jobs: int, rel: str | None = None) -> str:
     """Markdown of a collected study for the findings document: which jobs landed (of n_jobs, with wall seconds and
     commit from runs.csv) and the rendered tables verbatim (summary, forecast AUC, paper-P error, paired forgetting);
@@ -382,7 +387,7 @@ def main(argv=None) -> None:
     if a.action == "paste":
         if len(a.paths) != 2:
             p.error("paste takes FOLDER DOC.md")
-        done = paste(a.paths[0], a.paths[1], n_jobs=len(cfg["models"]) * len(cfg["editing"]["methods"]))
+        done = paste(a.paths[0], a.paths[1], n_jobs=n_jobs(cfg))
         log.info("pasted %s into %s (%s)", a.paths[0], a.paths[1], ", ".join(done))
         return
     if a.action == "collect":
