@@ -81,6 +81,25 @@ def test_a_recorded_step_past_the_stream_is_a_config_error(tmp_path):
     assert "editing.steps: 5 is past the stream's end (editing.n_edits = 3)" in proc.stdout + proc.stderr
 
 
+def test_a_resume_is_read_from_the_log_of_the_attempt_that_finished(tmp_path):
+    """runs.csv's resumed_after: the last resume line of the job's log, "0" for a fresh start, "" when the log is
+    missing or newer than the benchmark file (a later attempt's, killed before it finished)."""
+    import os
+    log_, bench = tmp_path / "m.log", tmp_path / "m.tsv"
+    bench.write_text("s\n1\n")
+    assert study.resumed_after(log_, bench) == ""
+    log_.write_text("INFO kis: wilke on m: hyperparameters\n")
+    os.utime(log_, (1, 1))
+    assert study.resumed_after(log_, bench) == "0"
+    log_.write_text("x: resumed from r/m.ckpt.pt after edit 20 of 100 (2 rows recorded)\n"
+                    "x: resumed from r/m.ckpt.pt after edit 40 of 100 (3 rows recorded)\n")
+    os.utime(log_, (1, 1))
+    assert study.resumed_after(log_, bench) == "40"
+    os.utime(log_, (bench.stat().st_mtime + 5,) * 2)
+    assert study.resumed_after(log_, bench) == ""
+    assert study._resumed_note("40") == " from a resume after edit 40" and study._resumed_note("0") == ""
+
+
 def test_the_study_on_tiny_models_end_to_end(tmp_path):
     """The study config's editing section (all seven methods, explicit steps) on the tiny models with 3 edits: the
     summary has one row per model × method × recorded step and every value equals its trajectory table's."""
@@ -125,6 +144,7 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     r = runs[(runs.model == "tiny-gpt2") & (runs.method == "memit")].iloc[0]
     b = pd.read_csv(res / "benchmarks" / "trajectory" / "tiny-gpt2" / "memit.tsv", sep="\t")
     assert (r.commit, r.command, r.n_edits) == ("abc", "snakemake study", 3) and r.wall_s == round(b.s.iloc[-1])
+    assert (runs.resumed_after == 0).all()  # every job's log shows a fresh start
     bench.write_text(kept)
     # tables of another stream length in the same results folder (a short study's) are not this study's
     assert study.collect(res, docs / "other", command="x", commit="y", machine="z", n_edits=5) == []
@@ -143,6 +163,9 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     t = tab.to_pandas()
     t.loc[t.step == 3, "fluency"] += 0.25
     pq.write_table(pa.Table.from_pandas(t, preserve_index=False).replace_schema_metadata(tab.schema.metadata), rerun)
+    rome_log = res / "logs" / "trajectory" / "tiny-gpt2" / "rome.log"  # that attempt resumed from a checkpoint
+    rome_log.write_text(rome_log.read_text() + "INFO kis.trajectory: rome on tiny-gpt2: resumed from "
+                        "results/trajectories/tiny-gpt2/rome.ckpt.pt after edit 2 of 3 (2 rows recorded)\n")
     (res / "benchmarks" / "trajectory" / "tiny-gpt2" / "rome.tsv").touch()
     study.main(["collect", str(res), str(docs), "--config", str(cfg), "--command", "snakemake study", "--commit", "abd"])
     runs = pd.read_csv(docs / "runs.csv")
@@ -150,6 +173,9 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     assert len(runs) == 14
     for r in runs.itertuples():
         assert r.commit == ("abd" if (r.model, r.method) in new else "abc"), (r.model, r.method, r.commit)
+        assert r.resumed_after == (2 if (r.model, r.method) == ("tiny-gpt2", "rome") else 0), (r.model, r.method)
+    assert "tiny-gpt2/rome (" in study.landed_block(docs, 14) and " s from a resume after edit 2, abd)" in \
+        study.landed_block(docs, 14)
     pd.testing.assert_frame_equal(pd.read_parquet(docs / "trajectories" / "tiny-gpt2" / "rome.parquet"), t)
     rerun.write_bytes(first)  # back as the workflow wrote it, for the comparisons below
     (res / "benchmarks" / "trajectory" / "tiny-gpt2" / "rome.tsv").touch()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import pandas as pd
 
@@ -92,11 +93,25 @@ def run_summary(tables, csv, md, labels=None) -> None:
 
 # ── committed study tables (docs/study*/): a study longer than one machine's life is collected job by job ──────────
 # layout of such a folder: trajectories/{model}/{method}.parquet and .forecast.parquet (copies of the workflow's
-# tables), runs.csv (one row per copied job: commit, command, wall seconds of its benchmark file), and what `render`
+# tables), runs.csv (one row per copied job: commit, command, wall seconds of its benchmark file — the job's last
+# attempt — and the edit after which that attempt resumed from a checkpoint, read from its log), and what `render`
 # writes from them: summary.{csv,md}, summary_last.md (each job's last row: the README's table), last_step.md
 # (forecast AUC and paper-P error at each job's last step: the README's), forecast_auc.{csv,md},
 # interference_paper_p.{csv,md}, forgetting_paired.{csv,md}, figures/*.png.
-RUN_COLUMNS = ["model", "method", "n_edits", "commit", "command", "wall_s", "cpu_s", "finished", "machine"]
+RUN_COLUMNS = ["model", "method", "n_edits", "commit", "command", "wall_s", "cpu_s", "finished", "machine",
+               "resumed_after"]
+RESUMED = re.compile(r"resumed from .+ after edit (\d+) of \d+")  # kis.trajectory's log line on a resume
+
+
+def resumed_after(logfile, bench) -> str:
+    """The edit after which a finished job's last attempt resumed from its checkpoint: "0" when its log shows a
+    fresh start, "" when unknown (no log, or a log newer than the benchmark file: a later, unfinished attempt's)."""
+    from pathlib import Path
+    logfile, bench = Path(logfile), Path(bench)
+    if not logfile.exists() or logfile.stat().st_mtime > bench.stat().st_mtime:
+        return ""
+    found = RESUMED.findall(logfile.read_text(errors="replace"))
+    return found[-1] if found else "0"
 SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": "key norm", "random": "random",
                "measured_displacement": "measured displacement (post-edit)"}
 
@@ -237,6 +252,7 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
     runs_csv = folder / "runs.csv"
     runs = pd.read_csv(runs_csv, dtype=str, keep_default_na=False) if runs_csv.exists() else pd.DataFrame(
         columns=RUN_COLUMNS)
+    runs = runs.reindex(columns=RUN_COLUMNS, fill_value="")  # a runs.csv written before a column existed: unknown
     copied = []
     for table in sorted((results / "trajectories").glob("*/*.parquet")):
         if table.name.endswith(".forecast.parquet"):
@@ -252,10 +268,13 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
             log.info("%s/%s: %d edits, not this study's %d: not collected", model, method, last, int(n_edits))
             continue
         dest = folder / "trajectories" / model
-        known = ((runs.model == model) & (runs.method == method)).any()
-        if known and all((dest / src.name).exists() and filecmp.cmp(src, dest / src.name, shallow=False)
-                         for src in (table, fc)):
+        mine = (runs.model == model) & (runs.method == method)
+        resumed = resumed_after(results / "logs" / "trajectory" / model / f"{method}.log", bench)
+        if mine.any() and all((dest / src.name).exists() and filecmp.cmp(src, dest / src.name, shallow=False)
+                              for src in (table, fc)):
             log.info("%s/%s: collected before, tables unchanged: its row (commit, command) kept", model, method)
+            if resumed and not runs.loc[mine, "resumed_after"].iloc[0]:
+                runs.loc[mine, "resumed_after"] = resumed  # learnt now from the log of the attempt that finished
             continue
         b = pd.read_csv(bench, sep="\t")
         dest.mkdir(parents=True, exist_ok=True)
@@ -266,7 +285,7 @@ def collect(results, folder, *, command: str, commit: str, machine: str, n_edits
                "commit": commit, "command": command, "wall_s": f"{float(b.s.iloc[-1]):.0f}",
                "cpu_s": f"{float(b.cpu_time.iloc[-1]):.0f}" if "cpu_time" in b else "",
                "finished": datetime.fromtimestamp(bench.stat().st_mtime, timezone.utc).isoformat(timespec="minutes"),
-               "machine": machine}
+               "machine": machine, "resumed_after": resumed}
         runs = runs[~((runs.model == model) & (runs.method == method))]
         runs = pd.concat([runs, pd.DataFrame([row]).astype(str)], ignore_index=True)
         copied.append((model, method))
@@ -289,8 +308,9 @@ def landed_block(folder, n_jobs: int, rel: str | None = None) -> str:
     links go to `rel` (the folder as the document reaches it; default its name)."""
     from pathlib import Path
     folder = Path(folder)
-    runs = pd.read_csv(folder / "runs.csv", dtype=str)
-    jobs = ", ".join(f"{r.model}/{r.method} ({int(float(r.wall_s))} s, {r.commit})" for r in runs.itertuples())
+    runs = pd.read_csv(folder / "runs.csv", dtype=str, keep_default_na=False)
+    jobs = ", ".join(f"{r.model}/{r.method} ({int(float(r.wall_s))} s"
+                     f"{_resumed_note(getattr(r, 'resumed_after', ''))}, {r.commit})" for r in runs.itertuples())
     rel = rel or folder.name
     return (f"Landed so far ({len(runs)} of {n_jobs}; commit, command and wall seconds per job in "
             f"[{rel}/runs.csv]({rel}/runs.csv)):\n{jobs}. Tables and figures below are rendered from the committed "
@@ -302,6 +322,11 @@ def landed_block(folder, n_jobs: int, rel: str | None = None) -> str:
             f"{(folder / 'interference_paper_p.md').read_text()}\n**Which methods forget more, fact by fact** (exact "
             f"McNemar test on the held-out facts only one method forgot; Holm\nover a model's pairs):\n\n"
             f"{(folder / 'forgetting_paired.md').read_text()}\n")
+
+
+def _resumed_note(resumed: str) -> str:
+    """Said after a job's wall seconds when they are those of an attempt resumed from a checkpoint."""
+    return f" from a resume after edit {resumed}" if resumed not in ("", "0") else ""
 
 
 SHORT = ("<!-- study-short -->\n", "<!-- /study-short -->\n")  # the block of the README that `paste` rewrites
