@@ -100,6 +100,16 @@ def test_a_resume_is_read_from_the_log_of_the_attempt_that_finished(tmp_path):
     assert study._resumed_note("40") == " from a resume after edit 40" and study._resumed_note("0") == ""
 
 
+def test_an_auc_cell_says_why_it_is_empty():
+    """No AUC exists when every held-out fact or none is lost, or none was known: the cell says which."""
+    nan = float("nan")
+    assert study._interval(0.61234, 0.5, 0.7, 40, 100) == "0.61 [0.50, 0.70]"
+    assert study._interval(nan, nan, nan, 100, 100) == "n/a: all lost"
+    assert study._interval(nan, nan, nan, 0, 100) == "n/a: none lost"
+    assert study._interval(nan, nan, nan, 0, 0) == "n/a: none known"  # a model that knows none of the facts
+    assert study._interval(nan, nan, nan, 40, 100) == ""  # absent for another reason: left blank
+
+
 def test_the_study_on_tiny_models_end_to_end(tmp_path):
     """The study config's editing section (all seven methods, explicit steps) on the tiny models with 3 edits: the
     summary has one row per model × method × recorded step and every value equals its trajectory table's."""
@@ -229,8 +239,11 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
         assert step == fc[(fc.model == model) & (fc.method == method)].step.max() and len(g) == 5
         assert r[3] == f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}"
         for cell, score in zip(r[4:8], ("risk", "confidence", "key_norm", "random")):
-            want = "" if np.isnan(g.auc[score]) else f"{g.auc[score]:.2f} [{g.auc_lo[score]:.2f}, {g.auc_hi[score]:.2f}]"
-            assert cell == want, (model, method, score)  # empty where no fact or every fact was forgotten
+            lost, known = int(g.n_forgotten.iloc[0]), int(g.n_known.iloc[0])
+            want = (f"{g.auc[score]:.2f} [{g.auc_lo[score]:.2f}, {g.auc_hi[score]:.2f}]" if not np.isnan(g.auc[score])
+                    else "n/a: none known" if known == 0 else "n/a: all lost" if lost == known
+                    else "n/a: none lost" if lost == 0 else "")
+            assert cell == want, (model, method, score)  # the reason where no fact or every fact was forgotten
         e = inter[(inter.model == model) & (inter.method == method) & (inter.step == step)]
         assert r[8].rstrip(" |") == f"{float(e.rel_error_median.iloc[0]):.3g}"
 

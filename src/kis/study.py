@@ -122,8 +122,12 @@ def _rank(method: str) -> int:
     return order.index(method) if method in order else len(order)
 
 
-def _interval(a, lo, hi) -> str:
-    return "" if not math.isfinite(a) else f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
+def _interval(a, lo, hi, forgotten: int, known: int) -> str:
+    """An AUC cell: the AUC [95 % bootstrap]; where none is defined (one class empty) the reason, else ""."""
+    if math.isfinite(a):
+        return f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
+    return ("n/a: none known" if known == 0 else "n/a: all lost" if forgotten == known else
+            "n/a: none lost" if forgotten == 0 else "")
 
 
 def _forecast_rows(tab: pd.DataFrame, labels: dict, scores):
@@ -132,10 +136,11 @@ def _forecast_rows(tab: pd.DataFrame, labels: dict, scores):
     tab = tab.assign(_m=tab.method.map(_rank)).sort_values(["model", "_m", "step"], kind="stable")
     for (model, method, step), g in tab.groupby(["model", "method", "step"], sort=False):
         by = g.set_index("score")
+        lost, known = int(g.n_forgotten.iloc[0]), int(g.n_known.iloc[0])
         yield (model, method, step), [
-            str(labels.get(model, model)), method, str(int(step)),
-            f"{int(g.n_forgotten.iloc[0])} / {int(g.n_known.iloc[0])}",
-            *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]]) if s in by.index else "" for s in scores)]
+            str(labels.get(model, model)), method, str(int(step)), f"{lost} / {known}",
+            *(_interval(*by.loc[s, ["auc", "auc_lo", "auc_hi"]], lost, known) if s in by.index else ""
+              for s in scores)]
 
 
 def forecast_markdown(tab: pd.DataFrame, labels: dict | None = None) -> str:
