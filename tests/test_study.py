@@ -184,8 +184,8 @@ def _collected_study_renders_what_the_workflow_rendered(cfg, res, docs):
     for r in runs.itertuples():
         assert r.commit == ("abd" if (r.model, r.method) in new else "abc"), (r.model, r.method, r.commit)
         assert r.resumed_after == (2 if (r.model, r.method) == ("tiny-gpt2", "rome") else 0), (r.model, r.method)
-    assert "tiny-gpt2/rome (" in study.landed_block(docs, 14) and " s from a resume after edit 2, abd)" in \
-        study.landed_block(docs, 14)
+    landed = study.landed_block(docs, 14)
+    assert "tiny-gpt2/rome (" in landed and " s from a resume after edit 2, abd)" in landed
     pd.testing.assert_frame_equal(pd.read_parquet(docs / "trajectories" / "tiny-gpt2" / "rome.parquet"), t)
     rerun.write_bytes(first)  # back as the workflow wrote it, for the comparisons below
     (res / "benchmarks" / "trajectory" / "tiny-gpt2" / "rome.tsv").touch()

@@ -563,8 +563,10 @@ def test_the_trajectory_rule_resumes_after_a_kill_and_ignores_a_stale_checkpoint
         rule(out, 1)
     assert ckpt.exists() and not out.exists()
     monkeypatch.setattr(trajectory, "immediate", real)
-    pd.testing.assert_frame_equal(rule(out, 1), whole, check_dtype=False, rtol=1e-6)
+    with caplog.at_level(logging.INFO, logger="kis.trajectory"):
+        pd.testing.assert_frame_equal(rule(out, 1), whole, check_dtype=False, rtol=1e-6)
     assert not ckpt.exists()
+    assert io.RESUMED_EDIT.findall(caplog.text) == ["2"]  # the resume line that kis.study collect reads back
     # a checkpoint of the seed-1 stream, then a run with seed 2: warned, ignored, removed
     monkeypatch.setattr(trajectory, "immediate", killed)
     calls.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -37,6 +38,11 @@ def utf8_problem(path) -> str:
         line = data[:e.start].count(b"\n") + 1
         return f"line {line}, byte offset {e.start} ({data[e.start:e.start + 1]!r})"
     return "no invalid byte found on a second read"
+
+
+# a run resumed from its checkpoint logs RESUMED (kis.trajectory); kis.study reads the edit back from the job's log
+RESUMED = "resumed from %s after edit %d of %d"
+RESUMED_EDIT = re.compile(r"resumed from .+ after edit (\d+) of \d+")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 
 import pandas as pd
 
@@ -100,7 +99,8 @@ def run_summary(tables, csv, md, labels=None) -> None:
 # interference_paper_p.{csv,md}, forgetting_paired.{csv,md}, figures/*.png.
 RUN_COLUMNS = ["model", "method", "n_edits", "commit", "command", "wall_s", "cpu_s", "finished", "machine",
                "resumed_after"]
-RESUMED = re.compile(r"resumed from .+ after edit (\d+) of \d+")  # kis.trajectory's log line on a resume
+SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": "key norm", "random": "random",
+               "measured_displacement": "measured displacement (post-edit)"}
 
 
 def resumed_after(logfile, bench) -> str:
@@ -110,10 +110,8 @@ def resumed_after(logfile, bench) -> str:
     logfile, bench = Path(logfile), Path(bench)
     if not logfile.exists() or logfile.stat().st_mtime > bench.stat().st_mtime:
         return ""
-    found = RESUMED.findall(logfile.read_text(errors="replace"))
+    found = io.RESUMED_EDIT.findall(logfile.read_text(errors="replace"))
     return found[-1] if found else "0"
-SCORE_HEADS = {"risk": "pre-edit risk", "confidence": "confidence", "key_norm": "key norm", "random": "random",
-               "measured_displacement": "measured displacement (post-edit)"}
 
 
 def _rank(method: str) -> int:

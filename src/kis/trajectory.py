@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from . import editing, keys, models, preedit, probe
-from .io import atomic_path, first_difference, read_parquet_metadata, write_parquet
+from .io import RESUMED, atomic_path, first_difference, read_parquet_metadata, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -459,8 +459,8 @@ class Trajectory:
         self.rows, self.window = json.loads(saved["rows"]), [Applied(*w) for w in json.loads(saved["window"])]
         self.n_triggered = int(saved["n_triggered"])
         torch.set_rng_state(saved["rng"])
-        log.info("%s on %s: resumed from %s after edit %d of %d (%d rows recorded)", self.editor.name,
-                 self.model_name, path, start, len(self.edits), len(self.rows))
+        log.info("%s on %s: " + RESUMED + " (%d rows recorded)", self.editor.name, self.model_name, path, start,
+                 len(self.edits), len(self.rows))
         return start
 
     # ------------------------------------------------ one edit
